@@ -1,0 +1,239 @@
+"""Tests for data_tools.make_ct_dataset (tiny sizes so the whole file runs in a few seconds)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from data_tools import make_ct_dataset as mcd
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = dict(n_train=6, n_test=4, size=32, views=24, slices_per_volume=3)
+NAMES = ("train_ns", "train_gt", "test_ns", "test_gt")
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {name: f[name][...] for name in (*NAMES, "theta")}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "data_tools.make_ct_dataset", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ct") / "small.h5"
+    mcd.make_ct_dataset(path, seed=1, **SMALL)
+    return path
+
+
+def test_layout_shapes_dtype_and_attributes(small: Path) -> None:
+    data = _read(small)
+    assert data["train_ns"].shape == data["train_gt"].shape == (6, 32, 32)
+    assert data["test_ns"].shape == data["test_gt"].shape == (4, 32, 32)
+    for name in NAMES:
+        assert data[name].dtype == np.float32
+        assert np.all(np.isfinite(data[name]))
+    np.testing.assert_allclose(data["theta"], np.arange(24) * 7.5)
+    with h5py.File(small, "r") as f:
+        assert f.attrs["views"] == 24 and f.attrs["size"] == 32 and f.attrs["seed"] == 1
+        assert f.attrs["i0"] == 1e4
+        assert f.attrs["pixel_mm"] == pytest.approx(mcd.DEFAULT_FOV_MM / 32)
+        assert f.attrs["generator"] == mcd.GENERATOR
+        assert f["train_ns"].chunks == (1, 32, 32)
+    assert sorted(p.name for p in small.parent.iterdir()) == ["small.h5"]  # no temp files
+
+
+def test_deterministic_for_a_seed_and_different_for_another(small: Path, tmp_path: Path) -> None:
+    again, other = tmp_path / "again.h5", tmp_path / "other.h5"
+    mcd.make_ct_dataset(again, seed=1, **SMALL)
+    mcd.make_ct_dataset(other, seed=2, **SMALL)
+    first, second, third = _read(small), _read(again), _read(other)
+    for name in NAMES:
+        assert np.array_equal(first[name], second[name]), name
+        assert not np.allclose(first[name], third[name]), name
+
+
+def test_test_set_does_not_depend_on_n_train(small: Path, tmp_path: Path) -> None:
+    fewer = tmp_path / "fewer.h5"
+    mcd.make_ct_dataset(fewer, seed=1, **{**SMALL, "n_train": 2})
+    first, second = _read(small), _read(fewer)
+    assert np.array_equal(first["test_ns"], second["test_ns"])
+    assert np.array_equal(first["test_gt"], second["test_gt"])
+    assert np.array_equal(first["train_gt"][:2], second["train_gt"])
+    # train and test are independent draws, not copies
+    assert not np.allclose(first["train_gt"][:4], first["test_gt"])
+
+
+def test_noisy_is_noisier_and_lower_dose_is_noisier() -> None:
+    def stacks(i0: float) -> tuple[np.ndarray, np.ndarray]:
+        pairs = list(mcd.simulate_slices(4, 32, 24, i0, slices_per_volume=2, rng=5))
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+    low_ns, low_gt = stacks(1e3)
+    high_ns, high_gt = stacks(1e5)
+    # same phantoms whatever the dose: only the noise differs
+    assert np.array_equal(low_gt, high_gt)
+    psnr_low, psnr_high = mcd.mean_psnr(low_ns, low_gt), mcd.mean_psnr(high_ns, high_gt)
+    assert np.isfinite(psnr_low) and np.isfinite(psnr_high)
+    assert psnr_low < 40.0
+    assert psnr_low + 10.0 < psnr_high  # 100x the photons -> ~20 dB less noise power
+
+
+def test_default_dose_psnr_is_noisy_but_finite(small: Path) -> None:
+    data = _read(small)
+    psnr = mcd.mean_psnr(data["test_ns"], data["test_gt"])
+    assert 15.0 < psnr < 40.0
+
+
+def test_adjacent_slices_more_correlated_than_other_volumes(small: Path) -> None:
+    gt = _read(small)["train_gt"]  # two volumes of three slices: [0, 1, 2] and [3, 4, 5]
+    adjacent = [_corr(gt[i], gt[i + 1]) for i in (0, 1, 3, 4)]
+    across = [_corr(gt[i], gt[j]) for i in range(3) for j in range(3, 6)]
+    assert min(adjacent) > 0.9
+    assert min(adjacent) > max(across)
+    assert not np.array_equal(gt[0], gt[1])  # adjacent slices still differ
+
+
+def test_clean_values_in_plausible_attenuation_range(small: Path) -> None:
+    data = _read(small)
+    for name in ("train_gt", "test_gt"):
+        gt = data[name]
+        assert 0.01 < gt.max() < 0.2, gt.max()
+        assert gt.min() > -0.01
+        # body interior is soft tissue (~0.02/mm): the median of non-air pixels is close to it
+        assert 0.012 < np.median(gt[gt > 0.008]) < 0.03
+
+
+def test_phantom_stays_inside_reconstruction_circle() -> None:
+    size = 64
+    idx = np.arange(size) - size / 2 + 0.5
+    radius = np.hypot(idx[:, None], idx[None, :]) / (size / 2)
+    for seed in range(12):
+        phantom = mcd.random_phantom(np.random.default_rng(seed), z_center=0.0)
+        for z in (-0.2, 0.0, 0.2):
+            mu = mcd.phantom_slice(phantom, z, size)
+            assert mu.shape == (size, size)
+            assert mu.max() > 0.03  # bone present
+            assert np.all(mu[radius > 0.95] == 0.0), (phantom.kind, z)
+
+
+def test_partial_volume_edges() -> None:
+    disk = mcd._Ellipsoid(0.05, -0.03, 0.0, a=0.6, b=0.4, c=1.0, value=0.02, theta=0.3)
+    phantom = mcd.Phantom3D(kind="disk", objects=[disk])
+    mu = mcd.phantom_slice(phantom, 0.0, 32)
+    # 2x2-mean of a 2x supersampled rendering: edge pixels get 1/4, 2/4 or 3/4 of the value
+    values = set(np.round(mu.ravel() / 0.02 * 4).astype(int).tolist())
+    assert values == {0, 1, 2, 3, 4}
+    np.testing.assert_allclose(mu * 4 / 0.02, np.round(mu * 4 / 0.02), atol=1e-9)
+    # the ellipsoid's cross-section shrinks away from its centre and vanishes beyond c
+    assert 0 < mcd.phantom_slice(phantom, 0.8, 32).sum() < mu.sum()
+    assert mcd.phantom_slice(phantom, 1.01, 32).sum() == 0.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"size": 15},
+        {"size": 8},
+        {"n_train": 0},
+        {"n_test": -1},
+        {"i0": 0.0},
+        {"views": 0},
+        {"pixel_mm": -1.0},
+        {"slices_per_volume": 0},
+    ],
+)
+def test_bad_arguments_raise_clear_error(tmp_path: Path, bad: dict) -> None:
+    out = tmp_path / "bad.h5"
+    with pytest.raises(mcd.CTDatasetError, match=next(iter(bad))):
+        mcd.make_ct_dataset(out, **{**SMALL, **bad})
+    assert issubclass(mcd.CTDatasetError, ValueError)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_api_refuses_overwrite_unless_asked(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data.h5"
+    out.write_bytes(b"precious")
+    with pytest.raises(mcd.OutputExistsError, match=re.escape(str(out))):
+        mcd.make_ct_dataset(out, **SMALL)
+    assert out.read_bytes() == b"precious"
+    mcd.make_ct_dataset(out, seed=1, overwrite=True, **SMALL)
+    assert np.array_equal(_read(out)["test_ns"], _read(small)["test_ns"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.h5"]
+
+
+def test_failure_mid_run_leaves_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = mcd.simulate_scan
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mcd, "simulate_scan", flaky)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        mcd.make_ct_dataset(tmp_path / "out.h5", **SMALL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_to_overwrite(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "existing.h5"
+    out.write_bytes(small.read_bytes())
+    before = _sha(out)
+    proc = _cli("--out", str(out), "--size", "32", "--views", "24", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("make_ct_dataset: error:") and str(out) in lines[0]
+    assert _sha(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.h5"]
+
+
+def test_cli_writes_dataset_and_reports_psnr(tmp_path: Path) -> None:
+    out = tmp_path / "cli.h5"
+    proc = _cli(
+        "--out", str(out), "--size", "32", "--views", "24", "--n_train", "3", "--n_test", "2",
+        "--slices_per_volume", "2", "--seed", "4", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "PSNR" in proc.stdout and str(out) in proc.stdout
+    data = _read(out)
+    assert data["train_ns"].shape == (3, 32, 32) and data["test_gt"].shape == (2, 32, 32)
+    expected = mcd.mean_psnr(data["test_ns"], data["test_gt"])
+    assert f"{expected:.2f} dB" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.h5"]
+    bad = _cli("--out", str(tmp_path / "x.h5"), "--size", "15", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "make_ct_dataset: error: size must be an even integer >= 16, got 15"
+    )

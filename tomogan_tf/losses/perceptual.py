@@ -1,0 +1,72 @@
+"""VGG19 perceptual loss, differentiable end to end.
+
+TomoGAN's original code computed the VGG features through NumPy, so this term gave
+the generator no gradient at all. Here the frozen VGG trunk is part of the graph.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import ops
+
+from tomogan_tf.errors import InputError
+
+# Caffe preprocessing of Keras' VGG weights: BGR order, [0, 255] scale, ImageNet means.
+_BGR_MEAN = (103.939, 116.779, 123.68)
+VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def load_vgg19(weights: str) -> keras.Model:
+    """VGG19 without its classifier, from ``"imagenet"`` (Keras' download) or a local file.
+
+    Any input size works. A failed download (no network) or an unreadable file
+    becomes an `InputError` that says what to do instead.
+    """
+    if weights == "imagenet":
+        try:
+            return keras.applications.VGG19(include_top=False, weights="imagenet")
+        except Exception as err:  # Keras raises a bare Exception on fetch failures.
+            cache = os.path.join(os.path.expanduser("~"), ".keras", "models", VGG19_NOTOP_FILE)
+            raise InputError(
+                None,
+                f"could not get the ImageNet VGG19 weights ({err}). Without network access,"
+                f" copy {VGG19_NOTOP_FILE} to {cache}, or pass --vgg_weights /path/to/file.h5,"
+                " or --vgg_weights none to train without the perceptual loss",
+            ) from None
+    if not os.path.isfile(weights):
+        raise InputError(weights, "VGG19 weights file not found")
+    try:
+        return keras.applications.VGG19(include_top=False, weights=weights)
+    except Exception as err:
+        raise InputError(weights, f"not a VGG19 (no top) weights file: {err}") from None
+
+
+class VGGPerceptualLoss:
+    """MSE between VGG19 features of two single-channel images in normalised units.
+
+    Images in [0, 1] are mapped to the [0, 255] grey levels VGG was trained on,
+    repeated to three channels and mean-subtracted ('caffe' preprocessing).
+
+    Args:
+        vgg: a VGG19 trunk, e.g. from `load_vgg19`.
+        layer: feature layer; ``block5_pool`` as in TomoGAN.
+
+    Example:
+    >>> loss = VGGPerceptualLoss(keras.applications.VGG19(include_top=False, weights=None))
+    >>> float(loss(ops.ones((1, 32, 32, 1)), ops.ones((1, 32, 32, 1))))
+    0.0
+    """
+
+    def __init__(self, vgg: keras.Model, layer: str = "block5_pool"):
+        self.features = keras.Model(vgg.input, vgg.get_layer(layer).output, name=f"vgg_{layer}")
+        self.features.trainable = False
+
+    def _embed(self, images):
+        grey = ops.cast(images, "float32") * 255.0
+        bgr = ops.concatenate([grey - mean for mean in _BGR_MEAN], axis=-1)
+        return self.features(bgr, training=False)
+
+    def __call__(self, y_true, y_pred):
+        return ops.mean(ops.square(self._embed(y_true) - self._embed(y_pred)))

@@ -1,0 +1,61 @@
+"""Train a denoiser from an HDF5 file: ``python -m tomogan_tf.train --h5 data.h5``.
+
+Every flag is a field of `tomogan_tf.training.TrainConfig`; ``--help`` lists them.
+Run again with the same ``--logdir`` to resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from absl import flags
+
+from tomogan_tf import cli
+from tomogan_tf.training import TrainConfig, train
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Define one absl flag per `TrainConfig` field, with its default and help."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata.get("flag", True) is False:
+            continue
+        help_text, choices = f.metadata["help"], f.metadata.get("choices")
+        if choices:
+            flags.DEFINE_enum(f.name, f.default, choices, help_text)
+        elif f.type == "bool":
+            flags.DEFINE_bool(f.name, f.default, help_text)
+        elif f.type == "int":
+            flags.DEFINE_integer(f.name, f.default, help_text)
+        elif f.type == "float":
+            flags.DEFINE_float(f.name, f.default, help_text)
+        else:
+            flags.DEFINE_string(f.name, f.default, help_text)
+
+
+def config_from_flags() -> TrainConfig:
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True)]
+    return TrainConfig(**{name: FLAGS[name].value for name in names})
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise flags.Error(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = config_from_flags()
+    metrics = train(config, verbose=1 if sys.stdout.isatty() else 2)
+    if metrics:
+        print(
+            f"held-out PSNR {metrics['psnr_noisy']:.2f} dB noisy -> {metrics['psnr']:.2f} dB"
+            f" denoised ({metrics['psnr'] - metrics['psnr_noisy']:+.2f} dB), SSIM"
+            f" {metrics['ssim_noisy']:.3f} -> {metrics['ssim']:.3f}; best generator at"
+            f" iteration {metrics['iteration']}: {config.logdir}/generator_best.keras",
+            flush=True,
+        )
+
+
+define_flags()
+
+if __name__ == "__main__":
+    cli.run(main, prog="tomogan_tf.train")

@@ -1,0 +1,113 @@
+"""Callbacks that turn `fit` into a resumable, observable training run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tomogan_tf.training.trainer import GANTrainer
+
+
+def save_model_atomic(model: keras.Model, path: str) -> None:
+    """Save a `.keras` file under a temporary name and rename it when complete."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(data: dict, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+class StopAtIteration(keras.callbacks.Callback):
+    """Stop `fit` once the trainer's iteration count reaches ``maxiter``."""
+
+    def __init__(self, maxiter: int):
+        super().__init__()
+        self.maxiter = maxiter
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.iteration.numpy()) >= self.maxiter:
+            self.model.stop_training = True
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """After each validation: checkpoint everything, keep the last and best generator.
+
+    The checkpoint (weights, optimizer states, iteration, best score) is what a
+    restart resumes from; TensorFlow writes it and then atomically updates the
+    index, so a run killed at any moment leaves the previous checkpoint loadable.
+    ``generator_last.keras`` and ``generator_best.keras`` are written the same way,
+    and ``metrics.json`` records the validation figures of the best model.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager, logdir: str, best: tf.Variable):
+        super().__init__()
+        self.manager, self.logdir, self.best = manager, logdir, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        trainer: GANTrainer = self.model
+        iteration = int(trainer.iteration.numpy())
+        psnr = logs.get("val_psnr")
+        if psnr is not None and float(psnr) > float(self.best.numpy()):
+            self.best.assign(float(psnr))
+            save_model_atomic(trainer.generator, os.path.join(self.logdir, "generator_best.keras"))
+            val = {k[4:]: float(v) for k, v in logs.items() if k.startswith("val_")}
+            write_json_atomic(
+                {"iteration": iteration, **val}, os.path.join(self.logdir, "metrics.json")
+            )
+        save_model_atomic(trainer.generator, os.path.join(self.logdir, "generator_last.keras"))
+        self.manager.save(checkpoint_number=iteration)
+
+
+def image_panel(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Side-by-side noisy | denoised | clean, in [0, 1], shaped (batch, H, 3W, 1)."""
+    centre = noisy.shape[-1] // 2
+    panel = np.concatenate([noisy[..., centre : centre + 1], denoised, clean], axis=2)
+    return np.clip(panel, 0.0, 1.0)
+
+
+class TensorBoardLogger(keras.callbacks.Callback):
+    """Losses every ``log_every`` iterations, validation metrics and image panels per epoch.
+
+    Everything is logged against the trainer's own iteration count, so a resumed
+    run continues the curves instead of starting them again at zero.
+    """
+
+    def __init__(self, logdir: str, log_every: int, panel: tuple[np.ndarray, np.ndarray]):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(logdir)
+        self.log_every = log_every
+        self.panel_noisy, self.panel_clean = panel
+
+    def on_train_batch_end(self, batch, logs=None):
+        iteration = int(self.model.iteration.numpy())
+        if iteration % self.log_every == 0 and logs:
+            with self.writer.as_default(step=iteration):
+                for name, value in logs.items():
+                    tf.summary.scalar(f"train/{name}", float(value))
+
+    def on_epoch_end(self, epoch, logs=None):
+        iteration = int(self.model.iteration.numpy())
+        with self.writer.as_default(step=iteration):
+            for name, value in (logs or {}).items():
+                if name.startswith("val_") and math.isfinite(float(value)):
+                    tf.summary.scalar(f"val/{name[4:]}", float(value))
+            denoised = self.model.denoise(tf.constant(self.panel_noisy)).numpy()
+            tf.summary.image(
+                "val/noisy_denoised_clean",
+                image_panel(self.panel_noisy, denoised, self.panel_clean),
+                max_outputs=len(self.panel_noisy),
+            )
+        self.writer.flush()

@@ -1,0 +1,197 @@
+"""One training run, from an HDF5 file to a run directory, resumable.
+
+Run directory layout::
+
+    config.json            every setting and the fitted normalisation
+    checkpoints/           weights, optimizer states and iteration count (last few)
+    logs/                  TensorBoard: losses, validation PSNR/SSIM, image panels
+    generator_last.keras   generator after the latest validation
+    generator_best.keras   generator with the best validation PSNR so far
+    metrics.json           validation figures of the best generator
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tomogan_tf.data import (
+    StackInfo,
+    StackReader,
+    check_pair,
+    fit_normalizer,
+    open_h5,
+    patch_dataset,
+    slice_dataset,
+)
+from tomogan_tf.data.normalization import Normalizer
+from tomogan_tf.errors import InputError
+from tomogan_tf.losses import VGGPerceptualLoss, load_vgg19
+from tomogan_tf.models import INPUT_MULTIPLE, build_discriminator, build_generator
+from tomogan_tf.training.callbacks import RunCheckpoint, StopAtIteration, TensorBoardLogger
+from tomogan_tf.training.config import TrainConfig
+from tomogan_tf.training.trainer import GANTrainer
+
+PANEL_IMAGES = 3
+
+
+def _resolve_config(config: TrainConfig) -> TrainConfig:
+    """Merge with the run directory's saved config when resuming; refuse incompatible changes."""
+    path = os.path.join(config.logdir, "config.json")
+    if not os.path.exists(path):
+        return config
+    saved = TrainConfig.load(path)
+    changed = [
+        f"--{name} {getattr(saved, name)} -> {getattr(config, name)}"
+        for name in TrainConfig.FROZEN
+        if getattr(saved, name) != getattr(config, name)
+    ]
+    if changed:
+        raise InputError(
+            config.logdir,
+            "holds a run with different model settings (" + ", ".join(changed) + "); "
+            "use the same settings to resume it or a new --logdir",
+        )
+    config.normalization = saved.normalization
+    return config
+
+
+def _build_trainer(config: TrainConfig) -> GANTrainer:
+    keras.utils.set_random_seed(config.seed)
+    generator = build_generator(config.model, depth=config.depth, residual=config.residual)
+    discriminator = (
+        build_discriminator(config.model, patch_size=config.psz)
+        if config.uses_discriminator
+        else None
+    )
+    perceptual = None
+    if config.uses_perceptual:
+        perceptual = VGGPerceptualLoss(load_vgg19(config.vgg_weights))
+    if config.lperc > 0 and perceptual is None:
+        logging.info("--vgg_weights none: training without the perceptual term")
+    trainer = GANTrainer(
+        generator,
+        discriminator,
+        perceptual,
+        gan_loss=config.gan_loss,
+        lmse=config.lmse,
+        ladv=config.ladv,
+        lperc=config.lperc,
+        itg=config.itg,
+        itd=config.itd,
+        gp_weight=config.gp_weight,
+        wgan_clip=config.wgan_clip,
+        input_multiple=INPUT_MULTIPLE[config.model],
+    )
+    trainer.compile(
+        keras.optimizers.Adam(config.lr_g),
+        keras.optimizers.Adam(config.lr_d) if discriminator is not None else None,
+    )
+    return trainer
+
+
+def _checkpoint(trainer: GANTrainer, best: tf.Variable) -> tf.train.Checkpoint:
+    parts = {
+        "generator": trainer.generator,
+        "g_optimizer": trainer.g_optimizer,
+        "iteration": trainer.iteration,
+        "best_psnr": best,
+    }
+    if trainer.discriminator is not None:
+        parts.update(discriminator=trainer.discriminator, d_optimizer=trainer.d_optimizer)
+    return tf.train.Checkpoint(**parts)
+
+
+def _inspect_data(config: TrainConfig) -> tuple[StackInfo, StackInfo]:
+    """Check the training and validation stacks; fit the normalisation on a first start.
+
+    Runs (and frees every h5py object) before any tf.data reader thread starts.
+    """
+    with open_h5(config.h5) as f:
+        train_info, _ = check_pair(f, config.ns_key, config.gt_key, min_size=config.psz)
+        val_info, _ = check_pair(f, config.val_ns_key, config.val_gt_key, min_size=8)
+        if config.normalization is None:
+            normalizer = fit_normalizer(f, config.ns_key, (config.norm_low, config.norm_high))
+            config.normalization = normalizer.to_dict()
+    return train_info, val_info
+
+
+def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
+    """Train (or resume) the run ``config.logdir``; return the best validation metrics.
+
+    ``verbose`` is passed to `fit`: 1 shows a progress bar, 2 a line per validation.
+    """
+    config = _resolve_config(config.validate())
+    train_info, val_info = _inspect_data(config)
+    normalizer = Normalizer.from_dict(config.normalization)
+    os.makedirs(config.logdir, exist_ok=True)
+    config.save(os.path.join(config.logdir, "config.json"))
+
+    trainer = _build_trainer(config)
+    best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
+    manager = tf.train.CheckpointManager(
+        _checkpoint(trainer, best),
+        os.path.join(config.logdir, "checkpoints"),
+        max_to_keep=config.max_keep,
+    )
+    if manager.latest_checkpoint:
+        manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        logging.info(
+            "resumed %s at iteration %d", manager.latest_checkpoint, int(trainer.iteration.numpy())
+        )
+    start = int(trainer.iteration.numpy())
+    if start >= config.maxiter:
+        logging.info("run %s already reached --maxiter %d", config.logdir, config.maxiter)
+        return _best_metrics(config.logdir)
+
+    train_reader = StackReader(config.h5, config.ns_key, config.gt_key, config.depth)
+    val_reader = StackReader(config.h5, config.val_ns_key, config.val_gt_key, config.depth)
+    patches = patch_dataset(
+        train_reader,
+        train_info.shape,
+        config.psz,
+        config.mbsz,
+        normalizer,
+        seed=config.seed,
+        group=trainer.group_size,
+        augment=config.augment,
+        start=start * trainer.group_size * config.mbsz,
+    )
+    n_val = val_info.shape[0]
+    count = n_val if config.val_slices == 0 else min(n_val, config.val_slices)
+    val_indices = np.unique(np.linspace(0, n_val - 1, count).astype(int))
+    val_slices = slice_dataset(val_reader, val_info.shape, val_indices, normalizer)
+    panel_pairs = [
+        val_reader.read(i, 0, 0, *val_info.shape[1:]) for i in val_indices[:PANEL_IMAGES]
+    ]
+    panel = tuple(normalizer.apply(np.stack(images)) for images in zip(*panel_pairs, strict=True))
+
+    trainer.fit(
+        patches,
+        steps_per_epoch=config.val_every,
+        epochs=math.ceil(config.maxiter / config.val_every),
+        initial_epoch=start // config.val_every,
+        validation_data=val_slices,
+        callbacks=[
+            StopAtIteration(config.maxiter),
+            TensorBoardLogger(os.path.join(config.logdir, "logs"), config.log_every, panel),
+            RunCheckpoint(manager, config.logdir, best),
+        ],
+        verbose=verbose,
+        shuffle=False,  # the patch stream is already random
+    )
+    return _best_metrics(config.logdir)
+
+
+def _best_metrics(logdir: str) -> dict[str, float]:
+    path = os.path.join(logdir, "metrics.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
