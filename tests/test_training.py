@@ -14,8 +14,8 @@ import tensorflow as tf
 from tomogan_tf import build_discriminator, build_generator
 from tomogan_tf.data import Normalizer, StackReader, patch_dataset
 from tomogan_tf.errors import InputError
+from tomogan_tf.models.padding import pad_to_multiple
 from tomogan_tf.training import GANTrainer, TrainConfig, train
-from tomogan_tf.training.trainer import pad_to_multiple
 
 TINY = dict(psz=16, mbsz=4, val_every=5, log_every=5, val_slices=2, vgg_weights="none")
 

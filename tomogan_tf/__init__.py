@@ -6,6 +6,7 @@ import_tensorflow_quietly()
 
 __version__ = "0.1.0"
 
+from tomogan_tf.inference import Denoiser  # noqa: E402
 from tomogan_tf.models import build_discriminator, build_generator  # noqa: E402
 
-__all__ = ["__version__", "build_discriminator", "build_generator"]
+__all__ = ["Denoiser", "__version__", "build_discriminator", "build_generator"]

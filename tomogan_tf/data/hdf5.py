@@ -58,19 +58,30 @@ def _list_datasets(f: h5py.File) -> list[str]:
     return names
 
 
-def stack_info(f: h5py.File, key: str) -> StackInfo:
-    """Check that ``key`` names a numeric (N, H, W) dataset in the open file ``f``."""
-    path = f.filename
+def find_dataset(f: h5py.File, key: str) -> h5py.Dataset:
+    """``f[key]`` as a dataset; the error lists the datasets the file does have."""
     obj = f.get(key)
     if not isinstance(obj, h5py.Dataset):
         found = ", ".join(_list_datasets(f)[:20]) or "none"
-        raise InputError(path, f"dataset '{key}' not found (datasets in file: {found})")
+        raise InputError(f.filename, f"dataset '{key}' not found (datasets in file: {found})")
+    return obj
+
+
+def check_numeric(path: str, what: str, dtype: np.dtype) -> None:
+    """Raise unless ``dtype`` is an integer or floating type."""
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise InputError(path, f"{what} has dtype {dtype}; expected integer or float")
+
+
+def stack_info(f: h5py.File, key: str) -> StackInfo:
+    """Check that ``key`` names a numeric (N, H, W) dataset in the open file ``f``."""
+    path = f.filename
+    obj = find_dataset(f, key)
     if obj.ndim != 3:
         raise InputError(
             path, f"dataset '{key}' has shape {obj.shape}; expected 3 dimensions (N, H, W)"
         )
-    if not (np.issubdtype(obj.dtype, np.integer) or np.issubdtype(obj.dtype, np.floating)):
-        raise InputError(path, f"dataset '{key}' has dtype {obj.dtype}; expected integer or float")
+    check_numeric(path, f"dataset '{key}'", obj.dtype)
     if min(obj.shape) == 0:
         raise InputError(path, f"dataset '{key}' is empty (shape {obj.shape})")
     return StackInfo(path, key, tuple(int(s) for s in obj.shape), obj.dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from tomogan_tf.models.layers import CentreSlice
+from tomogan_tf.models.layers import BilinearUpsample2x, CentreSlice
 
 
 def _conv(filters: int, kernel: int, name: str, strides: int = 1, activation="relu"):
@@ -52,7 +52,7 @@ def tomogan_generator(depth: int = 1, residual: bool = False, name: str = "tomog
     for level, (filters, skip) in enumerate(
         zip((64, 32, 32), reversed(skips), strict=True), start=1
     ):
-        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}_upsample")(x)
+        x = BilinearUpsample2x(name=f"up{level}_upsample")(x)
         x = layers.Concatenate(name=f"up{level}_concat")([skip, x])
         x = _conv(filters, 3, f"up{level}_conv1")(x)
         x = _conv(filters, 3, f"up{level}_conv2")(x)

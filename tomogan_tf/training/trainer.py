@@ -17,14 +17,7 @@ from tomogan_tf.losses import (
     gradient_penalty,
     mean_squared_error,
 )
-
-
-def pad_to_multiple(images: tf.Tensor, multiple: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Reflect-pad (batch, H, W, C) at the bottom/right to multiples of ``multiple``."""
-    height, width = tf.shape(images)[1], tf.shape(images)[2]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    padded = tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
-    return padded, height, width
+from tomogan_tf.models.padding import pad_to_multiple
 
 
 def image_metrics(reference: tf.Tensor, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

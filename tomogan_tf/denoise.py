@@ -1,0 +1,75 @@
+"""Denoise images, stacks and files of any size:
+``python -m tomogan_tf.denoise --input IN --output OUT [--model M]``.
+
+IN and OUT are HDF5 (``--input_key`` / ``--output_key``), TIFF or ``.npy``; each holds
+one image (H, W) or a stack (N, H, W). M is a training run directory, a ``.keras``
+generator with its run's ``config.json`` beside it, or an exported SavedModel;
+without ``--model`` the shipped pretrained model is used. Large images are denoised
+in blended tiles; stacks stream through a batch of slices at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import flags
+
+from tomogan_tf import cli
+from tomogan_tf.errors import InputError
+from tomogan_tf.inference.denoiser import Denoiser
+from tomogan_tf.inference.io import OUTPUT_DTYPES, SliceSink, open_source, output_dtype, same_file
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Run directory, .keras file or SavedModel (default: shipped).")
+flags.DEFINE_string("input", None, "Input file: .h5/.hdf5, .tif/.tiff or .npy.")
+flags.DEFINE_string("output", None, "Output file (.h5, .tif or .npy); never the input file.")
+flags.DEFINE_string("input_key", "test_ns", "Dataset to denoise when the input is HDF5.")
+flags.DEFINE_string("output_key", "denoised", "Dataset to write when the output is HDF5.")
+flags.DEFINE_integer("tile", 1024, "Largest tile side in pixels; larger images are tiled.")
+flags.DEFINE_integer(
+    "overlap", None, "Context pixels per tile edge (default: the model's receptive field)."
+)
+flags.DEFINE_integer("batch", None, "Slices per forward pass (default: ~2 Mpixel per pass).")
+flags.DEFINE_enum("dtype", "float32", OUTPUT_DTYPES, "Output dtype ('input': the input's).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing output file (never the input).")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.input or not FLAGS.output:
+        raise InputError(None, "--input and --output are required")
+    if same_file(FLAGS.input, FLAGS.output):
+        raise InputError(FLAGS.output, "is the input file; choose another --output")
+    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
+        raise InputError(FLAGS.output, "exists; pass --overwrite to replace it")
+    for name in ("tile", "batch"):
+        if FLAGS[name].value is not None and FLAGS[name].value < 1:
+            raise InputError(None, f"--{name} must be at least 1")
+    denoiser = Denoiser.load(
+        FLAGS.model, tile=FLAGS.tile, margin=FLAGS.overlap, batch_size=FLAGS.batch
+    )
+    start = time.perf_counter()
+    with open_source(FLAGS.input, FLAGS.input_key) as source:
+        dtype = output_dtype(FLAGS.dtype, source.dtype)
+        attrs = {"source": os.path.abspath(FLAGS.input), "model": denoiser.name}
+        if source.key:
+            attrs["source_key"] = source.key
+        sink = SliceSink(
+            FLAGS.output, source.shape, dtype, FLAGS.output_key, source.single_image, attrs
+        )
+        with sink:
+            denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
+    n, height, width = source.shape
+    where = f"{FLAGS.output}:{FLAGS.output_key}" if sink.format == "hdf5" else FLAGS.output
+    print(
+        f"denoised {n} slice{'s' * (n > 1)} of {height}x{width} in"
+        f" {time.perf_counter() - start:.1f} s -> {where} ({dtype})",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main, prog="tomogan_tf.denoise")

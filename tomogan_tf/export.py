@@ -1,0 +1,34 @@
+"""Export a model as a TF Serving SavedModel:
+``python -m tomogan_tf.export --model M --out BASE/NAME [--version N]``.
+
+Writes ``BASE/NAME/N/`` (default N: one more than the newest version there) with a
+``serving_default`` signature: input ``noisy`` float32 [batch, H, W, depth] in the
+data's units, output ``denoised`` [batch, H, W, 1] in the same units; normalisation
+and padding happen inside the graph, so any H and W work.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from tomogan_tf import cli
+from tomogan_tf.errors import InputError
+from tomogan_tf.serving import export_savedmodel
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Run directory or .keras file (default: the shipped model).")
+flags.DEFINE_string("out", None, "BASE/NAME folder; the version is a folder inside it.")
+flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.out:
+        raise InputError(None, "--out BASE/NAME is required")
+    target = export_savedmodel(FLAGS.model, FLAGS.out, FLAGS.version)
+    print(f"exported SavedModel to {target} (signature serving_default: noisy -> denoised)")
+
+
+if __name__ == "__main__":
+    cli.run(main, prog="tomogan_tf.export")

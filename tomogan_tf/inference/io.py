@@ -1,0 +1,240 @@
+"""Image stacks on disk, read and written a batch of slices at a time.
+
+Inputs and outputs are HDF5 datasets, TIFF files (one page per slice) or ``.npy``
+arrays, holding a single image (H, W) or a stack (N, H, W). Outputs are written
+under a temporary name in the destination folder and renamed into place only when
+complete, so an interrupted or failed run leaves nothing behind, and an output can
+never replace its own input.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from tomogan_tf.data.hdf5 import H5_LOCK, check_numeric, find_dataset, open_h5
+from tomogan_tf.errors import InputError
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".cxi")
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def file_format(path: str) -> str:
+    """``"hdf5"``, ``"tiff"`` or ``"npy"``, from the file name."""
+    lower = path.lower()
+    if lower.endswith(HDF5_SUFFIXES):
+        return "hdf5"
+    if lower.endswith(TIFF_SUFFIXES):
+        return "tiff"
+    if lower.endswith(".npy"):
+        return "npy"
+    raise InputError(path, "unknown file type; use .h5/.hdf5, .tif/.tiff or .npy")
+
+
+@dataclass
+class SliceSource:
+    """A readable stack: ``shape`` is (N, H, W); a single image is a stack of one."""
+
+    path: str
+    key: str | None
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    single_image: bool
+    _array: object
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        """Slices ``indices`` as float32 (k, H, W), checked for NaN/Inf."""
+        try:
+            if isinstance(self._array, h5py.Dataset):
+                with H5_LOCK:
+                    unique = sorted(set(indices))
+                    block = self._array[unique[0] : unique[-1] + 1]
+                    data = block[[i - unique[0] for i in indices]]
+            elif self.single_image:
+                data = np.asarray(self._array)[None]
+            else:
+                data = np.stack([np.asarray(self._array[i]) for i in indices])
+        except OSError as err:
+            raise InputError(self.path, f"cannot read slices {indices[0]}..: {err}") from None
+        data = np.asarray(data, dtype=np.float32)
+        if not np.isfinite(data).all():
+            bad = indices[int(np.argmax(~np.isfinite(data).reshape(len(indices), -1).all(1)))]
+            raise InputError(self.path, f"NaN or Inf values in slice {bad}")
+        return data
+
+
+def _check_image(path: str, what: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if len(shape) not in (2, 3):
+        raise InputError(path, f"{what} has shape {shape}; expected (H, W) or (N, H, W)")
+    if min(shape) == 0:
+        raise InputError(path, f"{what} is empty (shape {shape})")
+    check_numeric(path, what, dtype)
+
+
+def _load_array(path: str, fmt: str):
+    if not os.path.isfile(path):
+        raise InputError(path, "file not found")
+    if fmt == "npy":
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise InputError(path, f"cannot read as .npy: {err}") from None
+    import tifffile
+
+    try:
+        if _tiff_is_mappable(path):
+            return tifffile.memmap(path, mode="r")
+        return tifffile.imread(path)
+    except Exception as err:  # tifffile raises several types for broken files
+        raise InputError(path, f"cannot read as TIFF: {err}") from None
+
+
+@contextmanager
+def open_source(path: str, key: str | None = "test_ns"):
+    """Open an image or stack for reading; yields a `SliceSource`."""
+    fmt = file_format(path)
+    if fmt != "hdf5":
+        array = _load_array(path, fmt)
+        _check_image(path, "image", array.shape, array.dtype)
+        single = array.ndim == 2
+        shape = (1, *array.shape) if single else tuple(array.shape)
+        yield SliceSource(path, None, shape, array.dtype, single, array)
+        return
+    with H5_LOCK:
+        f = open_h5(path)
+    try:
+        with H5_LOCK:
+            dataset = find_dataset(f, key or "")
+            _check_image(path, f"dataset '{key}'", dataset.shape, dataset.dtype)
+            single = dataset.ndim == 2
+            shape = (1, *dataset.shape) if single else tuple(dataset.shape)
+            array = dataset[...] if single else dataset
+        yield SliceSource(path, key, shape, dataset.dtype, single, array)
+    finally:
+        with H5_LOCK:
+            f.close()
+
+
+def _tiff_is_mappable(path: str) -> bool:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0] if tif.series else None
+        return bool(series is not None and series.dataoffset is not None)
+
+
+OUTPUT_DTYPES = ("float32", "float64", "float16", "uint16", "uint8", "int16", "input")
+
+
+def output_dtype(name: str, input_dtype: np.dtype) -> np.dtype:
+    """The dtype to write: ``name``, or the input's own with ``"input"``."""
+    if name not in OUTPUT_DTYPES:
+        raise InputError(None, f"unknown output dtype {name!r}; choose from {OUTPUT_DTYPES}")
+    return np.dtype(input_dtype if name == "input" else name)
+
+
+def cast_output(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round and clip to an integer dtype's range; plain cast for floats."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(data), info.min, info.max).astype(dtype)
+    return data.astype(dtype)
+
+
+def same_file(a: str, b: str) -> bool:
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+class SliceSink:
+    """Writes a stack slice batch by slice batch to a temporary file, then renames it.
+
+    Use as a context manager: leaving the block normally commits the output, an
+    exception removes the temporary file and leaves any existing output untouched.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        shape: tuple[int, int, int],
+        dtype: np.dtype,
+        key: str = "denoised",
+        single_image: bool = False,
+        attrs: dict | None = None,
+    ):
+        self.path, self.shape, self.dtype, self.key = path, shape, np.dtype(dtype), key
+        self.single_image = single_image
+        self.format = file_format(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise InputError(path, f"output folder {directory} does not exist")
+        base, suffix = os.path.splitext(os.path.basename(path))
+        self.tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}{suffix}")
+        self.attrs = attrs or {}
+        self._handle = None
+        self._target = None
+
+    def __enter__(self) -> SliceSink:
+        _, height, width = self.shape
+        final_shape = (height, width) if self.single_image else self.shape
+        if self.format == "hdf5":
+            with H5_LOCK:
+                self._handle = h5py.File(self.tmp, "w")
+                chunks = None if self.single_image else (1, height, width)
+                self._target = self._handle.create_dataset(
+                    self.key, shape=final_shape, dtype=self.dtype, chunks=chunks
+                )
+                for name, value in self.attrs.items():
+                    self._target.attrs[name] = value
+        elif self.format == "npy":
+            self._target = np.lib.format.open_memmap(
+                self.tmp, mode="w+", dtype=self.dtype, shape=final_shape
+            )
+        else:
+            import tifffile
+
+            self._handle = tifffile.TiffWriter(self.tmp, bigtiff=self._bigtiff())
+        return self
+
+    def _bigtiff(self) -> bool:
+        return int(np.prod(self.shape)) * self.dtype.itemsize > 2**31
+
+    def write(self, start: int, data: np.ndarray) -> None:
+        """Write slices ``start .. start + len(data)`` (k, H, W), in order."""
+        data = cast_output(data, self.dtype)
+        if self.format == "hdf5":
+            with H5_LOCK:
+                if self.single_image:
+                    self._target[...] = data[0]
+                else:
+                    self._target[start : start + len(data)] = data
+        elif self.format == "npy":
+            if self.single_image:
+                self._target[...] = data[0]
+            else:
+                self._target[start : start + len(data)] = data
+        else:
+            for image in data:
+                self._handle.write(image, contiguous=True, photometric="minisblack")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self.format == "hdf5":
+                with H5_LOCK:
+                    self._target = None
+                    self._handle.close()
+            elif self.format == "npy":
+                self._target.flush()
+                self._target = None
+            else:
+                self._handle.close()
+        finally:
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+            elif os.path.exists(self.tmp):
+                os.remove(self.tmp)
