@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -906,6 +907,8 @@ def main(argv: list[str]) -> None:
     if problem:
         print(f"make_ct_dataset: error: {problem}", file=sys.stderr)
         sys.exit(2)
+    # A plain `kill` (SIGTERM) unwinds like Ctrl-C, so the partial temporary file goes too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     start = time.monotonic()
     try:
         make_ct_dataset(

@@ -18,6 +18,7 @@ from conftest import run_module
 
 from tomogan_tf import build_generator
 from tomogan_tf.data import Normalizer
+from tomogan_tf.errors import InputError
 from tomogan_tf.inference import Denoiser
 from tomogan_tf.inference.tiling import _profile, predict_tiled, receptive_field_radius
 from tomogan_tf.serving import export_savedmodel
@@ -45,6 +46,13 @@ class PickChannel(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channel": self.channel}
+
+
+def identity_model() -> keras.Model:
+    """A depth-1 'denoiser' of standard layers only (loads in any process): the identity."""
+    inputs = keras.Input((None, None, 1))
+    conv = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones")
+    return keras.Model(inputs, conv(inputs))
 
 
 def neighbour_picker(depth: int, channel: int) -> keras.Model:
@@ -84,11 +92,19 @@ def test_tiled_and_whole_image_results_agree(random_generator):
 
 
 def test_denoiser_tiles_odd_sizes_and_matches_whole_image(model_dir):
-    image = np.random.default_rng(1).uniform(100, 300, (1, 197, 131)).astype(np.float32)
+    image = np.random.default_rng(1).uniform(100, 300, (1, 397, 301)).astype(np.float32)
     whole = Denoiser.load(model_dir, tile=4096)(image)
-    tiled = Denoiser.load(model_dir, tile=128)(image)
+    small = Denoiser.load(model_dir)
+    tiled = Denoiser.load(model_dir, tile=small.min_tile())(image)
+    assert small.min_tile() < 301  # really tiled, in both directions
     assert whole.shape == tiled.shape == image.shape and whole.dtype == np.float32
     assert np.abs(tiled - whole).max() / NORM.scale < 1e-3
+
+
+def test_too_small_tiles_are_refused(model_dir):
+    den = Denoiser.load(model_dir, tile=64)
+    with pytest.raises(InputError, match="--tile 64 leaves no room"):
+        den(np.full((200, 200), 150.0, np.float32))
 
 
 def test_output_is_in_input_units_after_padding_and_cropping(tmp_path):
@@ -135,7 +151,7 @@ def test_cli_round_trips_each_format(tmp_path, model_dir, suffix):
     elif suffix == ".tif":
         import tifffile
 
-        tifffile.imwrite(src, stack)
+        tifffile.imwrite(src, stack, photometric="minisblack")  # one page per slice
     else:
         np.save(src, stack)
     dst = str(tmp_path / f"out{suffix}")
@@ -156,23 +172,27 @@ def test_cli_round_trips_each_format(tmp_path, model_dir, suffix):
     np.testing.assert_allclose(out, Denoiser.load(model_dir)(stack), rtol=1e-5, atol=1e-4)
 
 
-def test_single_image_keeps_its_rank_and_integer_output_is_rounded(tmp_path, model_dir):
+def test_single_image_keeps_its_rank_and_integer_output_is_rounded(tmp_path):
+    identity = write_model_dir(tmp_path / "id", identity_model(), Normalizer(0.0, 1e5))
     src, dst = str(tmp_path / "img.npy"), str(tmp_path / "out.npy")
-    np.save(src, np.random.default_rng(5).integers(100, 300, (30, 30)).astype(np.uint16))
+    image = np.full((30, 30), 100.6, np.float32)
+    image[0, :5] = [70000.0, -5.0, 2.4, 65535.4, 0.5]
+    np.save(src, image)
     result = run_module(
         "tomogan_tf.denoise",
         "--model",
-        model_dir,
+        identity,
         "--input",
         src,
         "--output",
         dst,
         "--dtype",
-        "input",
+        "uint16",
     )
     assert result.returncode == 0, result.stderr
     out = np.load(dst)
     assert out.shape == (30, 30) and out.dtype == np.uint16
+    assert list(out[0, :5]) == [65535, 0, 2, 65535, 0] and out[5, 5] == 101
 
 
 def bad_input(tmp_path, kind):
@@ -229,7 +249,7 @@ def test_export_serves_any_size_and_matches_keras(tmp_path, model_dir):
     signature = tf.saved_model.load(target).signatures["serving_default"]
     den = Denoiser.load(model_dir)
     rng = np.random.default_rng(6)
-    for shape in [(2, 37, 53, 1), (1, 64, 40, 1)]:
+    for shape in [(2, 37, 53, 1), (1, 64, 40, 1), (3, 7, 9, 1)]:
         noisy = rng.uniform(100, 300, shape).astype(np.float32)
         served = signature(noisy=tf.constant(noisy))["denoised"].numpy()
         assert served.shape == shape
@@ -279,3 +299,53 @@ def test_saved_model_cli_runs_the_signature(tmp_path, model_dir):
     assert served.shape == (1, 21, 19, 1)
     expected = Denoiser.load(model_dir)(noisy[0, ..., 0])
     np.testing.assert_allclose(served[0, ..., 0], expected, rtol=1e-5, atol=1e-3)
+
+
+def test_evaluate_reports_noisy_and_denoised_quality(tmp_path):
+    from tomogan_tf.evaluate import evaluate
+
+    rng = np.random.default_rng(8)
+    clean = rng.uniform(150, 250, (3, 24, 24)).astype(np.float32)
+    path = str(tmp_path / "pair.h5")
+    with h5py.File(path, "w") as f:
+        f["test_gt"], f["test_ns"] = clean, clean + rng.normal(0, 10, clean.shape)
+    identity = Denoiser.load(write_model_dir(tmp_path / "id", neighbour_picker(1, 0)))
+    result = evaluate(identity, path, "test_ns", "test_gt")
+    assert result["slices"] == 3
+    assert result["psnr"] == pytest.approx(result["psnr_noisy"], abs=1e-3)
+    # noise sigma 10 in a window of 200: PSNR = 20 log10(200 / 10) = 26 dB
+    assert result["psnr_noisy"] == pytest.approx(26.0, abs=0.5)
+
+
+def test_colour_tiffs_and_tiny_images_are_refused(tmp_path, model_dir):
+    import tifffile
+
+    rgb = str(tmp_path / "rgb.tif")
+    tifffile.imwrite(rgb, np.zeros((16, 16, 3), np.uint8), photometric="rgb")
+    tiny = str(tmp_path / "tiny.npy")
+    np.save(tiny, np.ones((3, 3), np.float32))
+    for src, problem in ((rgb, "expected grey images (YX)"), (tiny, "smaller than 4 pixels")):
+        result = run_module(
+            "tomogan_tf.denoise",
+            "--model",
+            model_dir,
+            "--input",
+            src,
+            "--output",
+            str(tmp_path / "out.npy"),
+        )
+        assert result.returncode == 2 and problem in result.stderr, result.stderr
+        assert not os.path.exists(tmp_path / "out.npy")
+
+
+def test_compressed_tiff_stacks_are_read_a_batch_at_a_time(tmp_path, model_dir):
+    import tifffile
+
+    from tomogan_tf.inference import io
+
+    stack = np.random.default_rng(9).uniform(100, 300, (6, 24, 32)).astype(np.float32)
+    path = str(tmp_path / "z.tif")
+    tifffile.imwrite(path, stack, photometric="minisblack", compression="zlib")
+    with io.open_source(path) as source:
+        assert source.shape == (6, 24, 32)
+        np.testing.assert_array_equal(source.read([4, 1]), stack[[4, 1]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging as pylogging
 import os
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -32,6 +33,7 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
 
     def guarded(argv: list[str]) -> None:
         logging.get_absl_handler().python_handler.addFilter(_only_our_info)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
         try:
             main(argv)
         except InputError as err:
@@ -49,6 +51,10 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
             _exit(1)
 
     app.run(guarded)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _only_our_info(record: pylogging.LogRecord) -> bool:

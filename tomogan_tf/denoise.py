@@ -45,9 +45,9 @@ def main(argv: list[str]) -> None:
         raise InputError(FLAGS.output, "is the input file; choose another --output")
     if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
         raise InputError(FLAGS.output, "exists; pass --overwrite to replace it")
-    for name in ("tile", "batch"):
-        if FLAGS[name].value is not None and FLAGS[name].value < 1:
-            raise InputError(None, f"--{name} must be at least 1")
+    for name, least in (("tile", 1), ("batch", 1), ("overlap", 0)):
+        if FLAGS[name].value is not None and FLAGS[name].value < least:
+            raise InputError(None, f"--{name} must be at least {least}")
     denoiser = Denoiser.load(
         FLAGS.model, tile=FLAGS.tile, margin=FLAGS.overlap, batch_size=FLAGS.batch
     )

@@ -1,7 +1,7 @@
 """SavedModel export for TF Serving, with normalisation and padding inside the graph.
 
 The exported ``serving_default`` signature takes ``noisy``: float32
-[batch, H, W, depth] in the data's own units, any batch, H and W (at least 7 pixels),
+[batch, H, W, depth] in the data's own units, any batch, H and W (at least 4 pixels),
 and returns ``denoised``: [batch, H, W, 1] in the same units. The directory layout is
 the one TF Serving expects, ``BASE/NAME/VERSION/``; ``assets.extra/tomogan_tf.json``
 records what a client needs to know (depth, normalisation, tiling margin).

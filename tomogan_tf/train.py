@@ -12,6 +12,7 @@ import sys
 from absl import flags
 
 from tomogan_tf import cli
+from tomogan_tf.errors import InputError
 from tomogan_tf.training import TrainConfig, train
 
 FLAGS = flags.FLAGS
@@ -42,7 +43,7 @@ def config_from_flags() -> TrainConfig:
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise flags.Error(f"unexpected arguments: {' '.join(argv[1:])}")
+        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
     config = config_from_flags()
     metrics = train(config, verbose=1 if sys.stdout.isatty() else 2)
     if metrics:

@@ -81,13 +81,29 @@ class Denoiser:
         self._margin = margin
         self.batch_size = batch_size
         self.generator = generator  # the Keras model, when loaded from one (for export)
+        # The normalisation window the model was trained in: data range of its metrics.
+        self.window = normalizer
 
     @property
     def margin(self) -> int:
         """Tile overlap context: the model's receptive-field radius unless given."""
         if self._margin is None:
-            self._margin = receptive_field_radius(self.predict, self.depth, self.multiple)
+            window = self.window or Normalizer(0.0, 1.0)
+            # A model without its own normalizer takes raw values: probe in its window.
+            probe = (0.0, 1.0) if self.normalizer else (window.low, window.high)
+            try:
+                self._margin = receptive_field_radius(
+                    self.predict, self.depth, self.multiple, value_range=probe
+                )
+            except ValueError as err:
+                raise InputError(
+                    self.name, f"cannot measure the tiling margin ({err}); pass --overlap"
+                ) from None
         return int(math.ceil(self._margin / self.multiple) * self.multiple)
+
+    def min_tile(self) -> int:
+        """The smallest tile that leaves room for blending inside the margins."""
+        return 3 * self.margin + 2 * self.multiple
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -157,16 +173,14 @@ class Denoiser:
         def run(x):
             return signature(noisy=tf.constant(x, tf.float32))["denoised"].numpy()
 
+        if options.get("margin") is None:
+            options["margin"] = meta.get("margin")
         den = cls(
-            run,
-            None,
-            depth=depth,
-            multiple=int(meta.get("multiple", 8)),
-            margin=options.pop("margin", meta.get("margin")),
-            name=path,
-            **options,
+            run, None, depth=depth, multiple=int(meta.get("multiple", 8)), name=path, **options
         )
         den._keepalive = loaded
+        if "normalization" in meta:
+            den.window = Normalizer.from_dict(meta["normalization"])
         return den
 
     # ------------------------------------------------------------------ arrays
@@ -178,6 +192,12 @@ class Denoiser:
 
     def denoise_batch(self, stacks: np.ndarray) -> np.ndarray:
         """Denoise (batch, H, W, depth) raw-unit stacks; returns (batch, H, W) raw units."""
+        if min(stacks.shape[1:3]) < self.multiple // 2:
+            raise InputError(
+                None,
+                f"images of {stacks.shape[1]}x{stacks.shape[2]} are smaller than"
+                f" {self.multiple // 2} pixels, too small to denoise",
+            )
         x = stacks.astype(np.float32)
         if self.normalizer is not None:
             x = self.normalizer.apply(x)
@@ -186,6 +206,12 @@ class Denoiser:
         if max(padded.shape[1:3]) <= self.tile:
             y = self.predict(padded)
         else:
+            if self.tile < self.min_tile():
+                raise InputError(
+                    None,
+                    f"--tile {self.tile} leaves no room inside this model's {self.margin}-pixel"
+                    f" tile margin; use --tile {self.min_tile()} or more",
+                )
             y = predict_tiled(self.predict, padded, self.tile, self.margin, self.multiple)
         y = y[:, : int(height), : int(width), 0]
         return self.normalizer.invert(y).astype(np.float32) if self.normalizer else y
@@ -198,7 +224,7 @@ class Denoiser:
         stack = images[None] if images.ndim == 2 else images
         out = np.empty(stack.shape, np.float32)
         source = _ArraySource(stack)
-        self._run(
+        self.stream(
             source, lambda start, data: out.__setitem__(slice(start, start + len(data)), data)
         )
         return out[0] if images.ndim == 2 else out
@@ -206,9 +232,12 @@ class Denoiser:
     # ------------------------------------------------------------------ files
     def denoise_file(self, source: SliceSource, sink: SliceSink, progress: bool = True) -> None:
         """Stream ``source`` through the model into ``sink``, a batch of slices at a time."""
-        self._run(source, sink.write, progress)
+        self.stream(source, sink.write, progress)
 
-    def _run(self, source, write: Callable[[int, np.ndarray], None], progress=False) -> None:
+    def stream(
+        self, source, write: Callable[[int, np.ndarray], None], progress: bool = False
+    ) -> None:
+        """Denoise a stack source batch by batch, handing each result to ``write(start, data)``."""
         n, height, width = source.shape
         batch = self._slices_per_batch(height, width)
         bar = keras.utils.Progbar(n, unit_name="slice") if progress else None

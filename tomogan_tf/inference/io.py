@@ -56,9 +56,11 @@ class SliceSource:
                     data = block[[i - unique[0] for i in indices]]
             elif self.single_image:
                 data = np.asarray(self._array)[None]
+            elif hasattr(self._array, "asarray"):  # an open TiffFile: decode these pages only
+                data = self._array.asarray(key=indices, series=0).reshape(-1, *self.shape[1:])
             else:
                 data = np.stack([np.asarray(self._array[i]) for i in indices])
-        except OSError as err:
+        except (OSError, ValueError) as err:
             raise InputError(self.path, f"cannot read slices {indices[0]}..: {err}") from None
         data = np.asarray(data, dtype=np.float32)
         if not np.isfinite(data).all():
@@ -75,22 +77,34 @@ def _check_image(path: str, what: str, shape: tuple[int, ...], dtype: np.dtype) 
     check_numeric(path, what, dtype)
 
 
-def _load_array(path: str, fmt: str):
-    if not os.path.isfile(path):
-        raise InputError(path, "file not found")
-    if fmt == "npy":
-        try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise InputError(path, f"cannot read as .npy: {err}") from None
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"cannot read as .npy: {err}") from None
+
+
+def _open_tiff(path: str):
+    """An open TiffFile holding one grey (Y, X) image or a stack of them, and its shape."""
     import tifffile
 
     try:
-        if _tiff_is_mappable(path):
-            return tifffile.memmap(path, mode="r")
-        return tifffile.imread(path)
+        tif = tifffile.TiffFile(path)
     except Exception as err:  # tifffile raises several types for broken files
         raise InputError(path, f"cannot read as TIFF: {err}") from None
+    series = tif.series
+    problem = None
+    if len(series) != 1:
+        problem = f"holds {len(series)} image series; expected one image or one stack"
+    elif not series[0].axes.endswith("YX") or "S" in series[0].axes or "C" in series[0].axes:
+        problem = f"has axes {series[0].axes}; expected grey images (YX), one per page"
+    if problem:
+        tif.close()
+        raise InputError(path, problem)
+    shape = tuple(series[0].shape)
+    if len(shape) > 3:  # e.g. ImageJ TZYX: every page is one slice
+        shape = (int(np.prod(shape[:-2])), *shape[-2:])
+    return tif, shape, series[0].dtype
 
 
 @contextmanager
@@ -98,11 +112,25 @@ def open_source(path: str, key: str | None = "test_ns"):
     """Open an image or stack for reading; yields a `SliceSource`."""
     fmt = file_format(path)
     if fmt != "hdf5":
-        array = _load_array(path, fmt)
-        _check_image(path, "image", array.shape, array.dtype)
-        single = array.ndim == 2
-        shape = (1, *array.shape) if single else tuple(array.shape)
-        yield SliceSource(path, None, shape, array.dtype, single, array)
+        if not os.path.isfile(path):
+            raise InputError(path, "file not found")
+        if fmt == "npy":
+            array = _load_npy(path)
+            _check_image(path, "image", array.shape, array.dtype)
+            single = array.ndim == 2
+            shape = (1, *array.shape) if single else tuple(array.shape)
+            yield SliceSource(path, None, shape, array.dtype, single, array)
+            return
+        tif, shape, dtype = _open_tiff(path)
+        try:
+            _check_image(path, "image", shape, dtype)
+            single = len(shape) == 2
+            source = SliceSource(path, None, (1, *shape) if single else shape, dtype, single, tif)
+            if single:
+                source._array = tif.asarray(series=0)
+            yield source
+        finally:
+            tif.close()
         return
     with H5_LOCK:
         f = open_h5(path)
@@ -117,14 +145,6 @@ def open_source(path: str, key: str | None = "test_ns"):
     finally:
         with H5_LOCK:
             f.close()
-
-
-def _tiff_is_mappable(path: str) -> bool:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0] if tif.series else None
-        return bool(series is not None and series.dataoffset is not None)
 
 
 OUTPUT_DTYPES = ("float32", "float64", "float16", "uint16", "uint8", "int16", "input")
@@ -167,6 +187,10 @@ class SliceSink:
         single_image: bool = False,
         attrs: dict | None = None,
     ):
+        if not key:
+            raise InputError(path, "the output dataset name (--output_key) is empty")
+        if os.path.isdir(path):
+            raise InputError(path, "is a directory; give an output file name")
         self.path, self.shape, self.dtype, self.key = path, shape, np.dtype(dtype), key
         self.single_image = single_image
         self.format = file_format(path)
@@ -180,12 +204,21 @@ class SliceSink:
         self._target = None
 
     def __enter__(self) -> SliceSink:
+        try:
+            self._open()
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def _open(self) -> None:
         _, height, width = self.shape
         final_shape = (height, width) if self.single_image else self.shape
         if self.format == "hdf5":
             with H5_LOCK:
                 self._handle = h5py.File(self.tmp, "w")
-                chunks = None if self.single_image else (1, height, width)
+                # One slice per chunk, tiled for huge slices (HDF5 chunks must stay < 4 GB).
+                chunks = None if self.single_image else (1, min(height, 2048), min(width, 2048))
                 self._target = self._handle.create_dataset(
                     self.key, shape=final_shape, dtype=self.dtype, chunks=chunks
                 )
@@ -199,7 +232,6 @@ class SliceSink:
             import tifffile
 
             self._handle = tifffile.TiffWriter(self.tmp, bigtiff=self._bigtiff())
-        return self
 
     def _bigtiff(self) -> bool:
         return int(np.prod(self.shape)) * self.dtype.itemsize > 2**31
@@ -222,19 +254,34 @@ class SliceSink:
             for image in data:
                 self._handle.write(image, contiguous=True, photometric="minisblack")
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if self.format == "hdf5":
-                with H5_LOCK:
-                    self._target = None
-                    self._handle.close()
-            elif self.format == "npy":
-                self._target.flush()
+    def _close(self) -> None:
+        if self.format == "hdf5":
+            with H5_LOCK:
                 self._target = None
-            else:
-                self._handle.close()
+                if self._handle is not None:
+                    self._handle.close()
+        elif self.format == "npy":
+            if self._target is not None:
+                self._target.flush()
+            self._target = None
+        elif self._handle is not None:
+            self._handle.close()
+
+    def _discard(self) -> None:
+        try:
+            self._close()
         finally:
-            if exc_type is None:
-                os.replace(self.tmp, self.path)
-            elif os.path.exists(self.tmp):
+            if os.path.exists(self.tmp):
                 os.remove(self.tmp)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
+        try:
+            self._close()  # a failure here (disk full) must not publish a truncated file
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
+            raise

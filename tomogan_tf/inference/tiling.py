@@ -18,24 +18,32 @@ import numpy as np
 
 
 def receptive_field_radius(
-    predict: Callable[[np.ndarray], np.ndarray], depth: int, multiple: int, size: int = 256
+    predict: Callable[[np.ndarray], np.ndarray],
+    depth: int,
+    multiple: int,
+    size: int = 256,
+    value_range: tuple[float, float] = (0.0, 1.0),
 ) -> int:
     """Measure how far from a pixel the input still changes that pixel's output.
 
-    Perturbs the centre input pixel of a random image and finds the farthest output
-    pixel that moves: an empirical receptive-field radius (rounded up to ``multiple``),
-    valid for any weights since it follows the network's connectivity.
+    Perturbs a central ``multiple`` x ``multiple`` block of a random image (so every
+    phase of the pooling grid is probed) and finds the farthest output pixel that
+    moves: an empirical receptive-field radius, rounded up to ``multiple``. It follows
+    the network's connectivity, so it holds for any weights. ``value_range`` is
+    where the model's inputs live (raw units for a model that normalises itself).
     """
     size = int(math.ceil(size / multiple) * multiple)
+    low, high = value_range
     rng = np.random.default_rng(0)
-    x = rng.random((1, size, size, depth), dtype=np.float32)
+    x = (low + (high - low) * rng.random((1, size, size, depth))).astype(np.float32)
     bumped = x.copy()
-    bumped[0, size // 2, size // 2, :] += 1.0
+    start, stop = size // 2, size // 2 + multiple
+    bumped[0, start:stop, start:stop, :] += 0.5 * (high - low)
     changed = np.abs(predict(bumped) - predict(x))[0, ..., 0] > 0
     ys, xs = np.nonzero(changed)
     if ys.size == 0:
-        return multiple
-    radius = int(max(np.abs(ys - size // 2).max(), np.abs(xs - size // 2).max()))
+        raise ValueError("the model's output does not depend on its input")
+    radius = max(start - ys.min(), ys.max() - (stop - 1), start - xs.min(), xs.max() - (stop - 1))
     return int(math.ceil((radius + 1) / multiple) * multiple)
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 def pad_to_multiple(images, multiple: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Mirror-pad (batch, H, W, C) at the bottom and right to multiples of ``multiple``.
 
-    Symmetric mirroring (edge pixel repeated) needs only H, W >= ``multiple - 1``.
+    Symmetric mirroring (edge pixel repeated) needs H, W >= ``multiple // 2``.
     Returns the padded images and the original H and W for cropping back.
 
     Example:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -11,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tomogan_tf.training.trainer import GANTrainer
+from tomogan_tf.utils.files import write_json_atomic
 
 
 def save_model_atomic(model: keras.Model, path: str) -> None:
@@ -18,14 +18,6 @@ def save_model_atomic(model: keras.Model, path: str) -> None:
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}.keras")
     model.save(tmp)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(data: dict, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
     os.replace(tmp, path)
 
 

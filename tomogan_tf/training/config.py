@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 
 from tomogan_tf.errors import InputError
 from tomogan_tf.losses import GAN_LOSSES
 from tomogan_tf.models import GENERATORS
+from tomogan_tf.utils.files import write_json_atomic
 
 
 def _opt(default, help: str, choices=None):
@@ -135,8 +135,4 @@ class TrainConfig:
 
     def save(self, path: str) -> None:
         """Write as JSON under a temporary name, then rename (never a half-written file)."""
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
+        write_json_atomic(self.to_dict(), path)

@@ -17,16 +17,8 @@ from tomogan_tf.losses import (
     gradient_penalty,
     mean_squared_error,
 )
+from tomogan_tf.metrics import image_metrics
 from tomogan_tf.models.padding import pad_to_multiple
-
-
-def image_metrics(reference: tf.Tensor, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-image PSNR and SSIM in normalised units (data range 1)."""
-    reference, images = tf.cast(reference, tf.float32), tf.cast(images, tf.float32)
-    return (
-        tf.image.psnr(reference, images, max_val=1.0),
-        tf.image.ssim(reference, images, max_val=1.0),
-    )
 
 
 class GANTrainer(keras.Model):

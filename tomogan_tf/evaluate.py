@@ -1,0 +1,72 @@
+"""Held-out quality of a model: ``python -m tomogan_tf.evaluate --model M --h5 data.h5``.
+
+Denoises every slice of the noisy stack (streaming, tiled like the denoise tool) and
+prints the mean PSNR and SSIM of the noisy and of the denoised slices against the
+clean stack, with the model's normalisation window as data range: the same figures
+training reports for its validation slices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from absl import flags
+
+from tomogan_tf import cli
+from tomogan_tf.data import open_h5
+from tomogan_tf.data.hdf5 import check_pair
+from tomogan_tf.errors import InputError
+from tomogan_tf.inference.denoiser import Denoiser
+from tomogan_tf.inference.io import open_source, same_file
+from tomogan_tf.metrics import image_metrics
+from tomogan_tf.utils.files import write_json_atomic
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Run directory, .keras file or SavedModel (default: shipped).")
+flags.DEFINE_string("h5", None, "HDF5 file with aligned noisy and clean stacks.")
+flags.DEFINE_string("noisy_key", "test_ns", "Noisy stack (N, H, W).")
+flags.DEFINE_string("clean_key", "test_gt", "Clean stack (N, H, W).")
+flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+
+
+def evaluate(denoiser: Denoiser, path: str, noisy_key: str, clean_key: str) -> dict:
+    """Mean PSNR/SSIM of noisy and denoised slices against the clean ones."""
+    if denoiser.window is None:
+        raise InputError(denoiser.name, "has no recorded normalisation to define the data range")
+    with open_h5(path) as f:
+        check_pair(f, noisy_key, clean_key, min_size=11)  # SSIM's 11x11 window
+    scores: dict[str, list[float]] = {k: [] for k in ("psnr_noisy", "ssim_noisy", "psnr", "ssim")}
+    with open_source(path, clean_key) as clean_source, open_source(path, noisy_key) as noisy:
+
+        def score(start: int, denoised: np.ndarray) -> None:
+            indices = list(range(start, start + len(denoised)))
+            clean = denoiser.window.apply(clean_source.read(indices))[..., None]
+            for suffix, images in (("_noisy", noisy.read(indices)), ("", denoised)):
+                psnr, ssim = image_metrics(clean, denoiser.window.apply(images)[..., None])
+                scores["psnr" + suffix] += list(psnr.numpy())
+                scores["ssim" + suffix] += list(ssim.numpy())
+
+        denoiser.stream(noisy, score)
+    result = {k: float(np.mean(v)) for k, v in scores.items()}
+    result["slices"] = len(scores["psnr"])
+    return result
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.h5:
+        raise InputError(None, "--h5 is required")
+    if FLAGS.json and same_file(FLAGS.json, FLAGS.h5):
+        raise InputError(FLAGS.json, "is the input file; choose another --json")
+    result = evaluate(Denoiser.load(FLAGS.model), FLAGS.h5, FLAGS.noisy_key, FLAGS.clean_key)
+    print(
+        f"{result['slices']} slices of {FLAGS.h5}: PSNR {result['psnr_noisy']:.2f} dB noisy ->"
+        f" {result['psnr']:.2f} dB denoised ({result['psnr'] - result['psnr_noisy']:+.2f} dB),"
+        f" SSIM {result['ssim_noisy']:.3f} -> {result['ssim']:.3f}"
+    )
+    if FLAGS.json:
+        write_json_atomic(result, FLAGS.json)
+
+
+if __name__ == "__main__":
+    cli.run(main, prog="tomogan_tf.evaluate")
