@@ -33,6 +33,7 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
 
     def guarded(argv: list[str]) -> None:
         logging.get_absl_handler().python_handler.addFilter(_only_our_info)
+        tf.get_logger().setLevel(pylogging.WARNING)
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
         try:
             main(argv)

@@ -82,7 +82,7 @@ def export_savedmodel(model: str | None, base: str, version: int | None = None) 
                     "multiple": denoiser.multiple,
                     "margin": denoiser.margin,
                     "normalization": denoiser.normalizer.to_dict(),
-                    "source": os.path.abspath(denoiser.name),
+                    "source": denoiser.name,
                 },
                 f,
                 indent=2,
