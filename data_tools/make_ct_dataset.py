@@ -737,25 +737,32 @@ def mean_psnr(noisy: np.ndarray, clean: np.ndarray) -> float:
 
 
 class _Progress:
-    """One-line ``\\r`` progress counter with ETA on stderr."""
+    """Progress with ETA on stderr: one rewritten line on a terminal, else a line per 10%."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.enabled = total, enabled
         self.start = time.monotonic()
+        self.live = enabled and sys.stderr.isatty()
+        self.reported = 0  # tenths already logged when not on a terminal
 
     def update(self, done: int, label: str) -> None:
         if not self.enabled:
             return
+        tenths = 10 * done // self.total
+        if not self.live and tenths <= self.reported and done != self.total:
+            return
+        self.reported = tenths
         elapsed = time.monotonic() - self.start
         eta = elapsed / done * (self.total - done) if done else float("nan")
-        sys.stderr.write(
-            f"\rmake_ct_dataset: {label} {done}/{self.total} slices, "
-            f"{elapsed:5.1f}s elapsed, ETA {eta:5.1f}s "
+        line = (
+            f"make_ct_dataset: {label} {done}/{self.total} slices, "
+            f"{elapsed:5.1f}s elapsed, ETA {eta:5.1f}s"
         )
+        sys.stderr.write(f"\r{line} " if self.live else f"{line}\n")
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.live:
             sys.stderr.write("\n")
             sys.stderr.flush()
 
