@@ -132,6 +132,7 @@ def test_vgg_weights_load_from_a_legacy_h5_file_like_keras_download(tmp_path, ra
     np.testing.assert_allclose(loaded(x).numpy(), random_vgg(x).numpy(), rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras, on the wrong file
 def test_missing_or_wrong_vgg_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="VGG19 weights file not found"):
         load_vgg19(str(tmp_path / "missing.h5"))
