@@ -62,9 +62,12 @@ def test_patch_dataset_shapes_and_centre_target(index_file):
     assert noisy.shape == (3, 4, 16, 16, 3) and clean.shape == (3, 4, 16, 16, 1)
     noisy, clean = noisy.numpy(), clean.numpy()
     np.testing.assert_allclose(clean[..., 0], noisy[..., 1] + 0.5, atol=1e-5)
-    # The neighbours are the slices either side of the target (or its reflection).
+    # The neighbours are the slices either side of the target, reflected at the ends.
     centre = np.floor(noisy[..., 1])
-    assert np.all(np.abs(np.floor(noisy[..., 0]) - centre) == np.where(centre == 0, 1, 1))
+    below = np.where(centre == 0, 1, centre - 1)
+    above = np.where(centre == shape[0] - 1, shape[0] - 2, centre + 1)
+    np.testing.assert_array_equal(np.floor(noisy[..., 0]), below)
+    np.testing.assert_array_equal(np.floor(noisy[..., 2]), above)
 
 
 def test_augmentation_keeps_pairs_aligned_and_uses_all_eight_transforms(index_file):

@@ -79,15 +79,26 @@ def test_unknown_gan_loss_is_rejected():
         generator_loss("lsgan", tf.zeros([1, 1]))
 
 
-def test_gradient_penalty_of_a_linear_critic():
-    # D(x) = sum(w * x) has gradient w everywhere: penalty = (||w|| - 1)^2.
-    w = RNG.standard_normal((8, 8, 1)).astype("float32")
+def test_gradient_penalty_is_taken_on_the_interpolates():
+    # D(x) = sum(x^2) / 2 has gradient x: the penalty is mean((||x_hat|| - 1)^2) with
+    # x_hat = real + alpha (fake - real), which differs from the value at real or fake.
     critic = keras.Sequential(
-        [keras.Input((8, 8, 1)), keras.layers.Lambda(lambda x: tf.reduce_sum(x * w, [1, 2, 3]))]
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Lambda(lambda x: 0.5 * tf.reduce_sum(x * x, [1, 2, 3])),
+        ]
     )
     real, fake = RNG.random((4, 8, 8, 1), "float32"), RNG.random((4, 8, 8, 1), "float32")
-    expected = (np.linalg.norm(w) - 1.0) ** 2
-    assert float(gradient_penalty(critic, real, fake)) == pytest.approx(expected, rel=1e-4)
+    seed = tf.constant([3, 4])
+    alpha = tf.random.stateless_uniform([4, 1, 1, 1], seed=seed).numpy()
+    mixed = real + alpha * (fake - real)
+    norms = np.sqrt((mixed**2).sum(axis=(1, 2, 3)))
+    expected = np.mean((norms - 1.0) ** 2)
+    assert float(gradient_penalty(critic, real, fake, seed=seed)) == pytest.approx(
+        expected, rel=1e-4
+    )
+    at_real = np.mean((np.sqrt((real**2).sum(axis=(1, 2, 3))) - 1.0) ** 2)
+    assert not np.isclose(expected, at_real, rtol=1e-3)
 
 
 def test_gradient_penalty_trains_the_critic():

@@ -129,13 +129,29 @@ def test_resumed_run_continues_where_it_stopped(pair_file, tmp_path):
 
 
 def test_resume_restores_optimizer_state_and_iteration(pair_file, tmp_path):
+    from tomogan_tf.training.run import _build_trainer, _checkpoint
+
     logdir = str(tmp_path / "run")
-    train(tiny_config(pair_file, logdir, maxiter=5), verbose=0)
-    reader = tf.train.load_checkpoint(os.path.join(logdir, "checkpoints", "ckpt-5"))
-    names = reader.get_variable_to_shape_map()
-    assert reader.get_tensor("iteration/.ATTRIBUTES/VARIABLE_VALUE") == 5
-    assert any(name.startswith("g_optimizer/") for name in names)
-    assert any(name.startswith("d_optimizer/") for name in names)
+    config = tiny_config(pair_file, logdir, maxiter=5)
+    train(config, verbose=0)
+    path = os.path.join(logdir, "checkpoints", "ckpt-5")
+    saved = tf.train.load_checkpoint(path)
+    fresh = _build_trainer(tiny_config(pair_file, logdir, maxiter=5))
+    best = tf.Variable(-np.inf, dtype=tf.float64)
+    _checkpoint(fresh, best).restore(path).assert_existing_objects_matched()
+    assert int(fresh.iteration.numpy()) == 5
+    assert int(fresh.g_optimizer.iterations.numpy()) == 5  # one generator step per iteration
+    assert int(fresh.d_optimizer.iterations.numpy()) == 10  # two critic steps per iteration
+    momenta = [v for v in fresh.g_optimizer.variables if "momentum" in v.path]
+    assert momenta and any(float(np.abs(v.numpy()).max()) > 0 for v in momenta)
+    stored = [
+        saved.get_tensor(name)
+        for name in saved.get_variable_to_shape_map()
+        if name.startswith("g_optimizer/")
+    ]
+    for variable in momenta:  # each restored moment is one the run saved
+        value = variable.numpy()
+        assert any(t.shape == value.shape and np.array_equal(t, value) for t in stored)
 
 
 def test_a_finished_run_is_not_trained_again(pair_file, tmp_path):
@@ -151,9 +167,27 @@ def test_resuming_with_other_model_settings_is_refused(pair_file, tmp_path):
         train(tiny_config(pair_file, logdir, maxiter=10, depth=3), verbose=0)
 
 
+def test_resuming_with_another_batch_size_is_refused(pair_file, tmp_path):
+    logdir = str(tmp_path / "run")
+    train(tiny_config(pair_file, logdir, maxiter=5), verbose=0)
+    with pytest.raises(InputError, match="--mbsz 4 -> 8"):
+        train(tiny_config(pair_file, logdir, maxiter=10, mbsz=8), verbose=0)
+    with pytest.raises(InputError, match="adds or drops the discriminator"):
+        train(tiny_config(pair_file, logdir, maxiter=10, ladv=0), verbose=0)
+
+
+def test_a_failed_first_start_does_not_lock_the_run_directory(pair_file, tmp_path):
+    logdir = str(tmp_path / "run")
+    with pytest.raises(InputError, match="VGG19 weights file not found"):
+        train(tiny_config(pair_file, logdir, psz=32, vgg_weights=str(tmp_path / "no.h5")))
+    metrics = train(tiny_config(pair_file, logdir, maxiter=5), verbose=0)  # other settings
+    assert metrics["iteration"] == 5
+
+
 @pytest.mark.parametrize(
     "overrides, problem",
     [
+        ({"psz": 16, "vgg_weights": "imagenet"}, "--psz must be at least 32 for the VGG"),
         ({"psz": 12}, "--psz must be a positive multiple of 8"),
         ({"depth": 2}, "--depth must be a positive odd number"),
         ({"ladv": 1.0, "itd": 0}, "needs --itd >= 1"),

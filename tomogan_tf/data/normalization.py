@@ -72,6 +72,9 @@ def fit_normalizer(
     stride = max(1, int(np.sqrt(height * width / PIXELS_PER_SLICE)))
     indices = np.unique(np.linspace(0, n - 1, min(n, PERCENTILE_SLICES)).astype(int))
     samples = [read_slices(f, key, i, i + 1, np.s_[::stride, ::stride]).ravel() for i in indices]
+    for i, sample in zip(indices, samples, strict=True):
+        if not np.isfinite(sample).all():
+            raise InputError(f.filename, f"dataset '{key}' has NaN or Inf values in slice {i}")
     low, high = np.percentile(np.concatenate(samples), percentiles)
     if not high > low:
         raise InputError(

@@ -17,8 +17,12 @@ def save_model_atomic(model: keras.Model, path: str) -> None:
     """Save a `.keras` file under a temporary name and rename it when complete."""
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 class StopAtIteration(keras.callbacks.Callback):
@@ -89,6 +93,10 @@ class TensorBoardLogger(keras.callbacks.Callback):
             with self.writer.as_default(step=iteration):
                 for name, value in logs.items():
                     tf.summary.scalar(f"train/{name}", float(value))
+            # Each point is then the mean of the last log_every iterations, not a
+            # running mean since the last validation.
+            for tracker in self.model.trackers.values():
+                tracker.reset_state()
 
     def on_epoch_end(self, epoch, logs=None):
         iteration = int(self.model.iteration.numpy())

@@ -77,8 +77,24 @@ class TrainConfig:
     # Fitted from the data on the first start, then reused (resume, inference).
     normalization: dict | None = field(default=None, metadata={"flag": False})
 
-    # Settings that must not change when a run is resumed: they shape the weights.
-    FROZEN = ("model", "depth", "residual", "psz")
+    # Settings that must not change when a run is resumed: they shape the weights, the
+    # normalisation, or the patch stream a resumed run continues.
+    FROZEN = (
+        "model",
+        "depth",
+        "residual",
+        "psz",
+        "mbsz",
+        "itg",
+        "itd",
+        "seed",
+        "gan_loss",
+        "norm_low",
+        "norm_high",
+        "ns_key",
+        "gt_key",
+        "augment",
+    )
 
     def validate(self) -> TrainConfig:
         """Raise `InputError` for settings that cannot work."""
@@ -97,6 +113,8 @@ class TrainConfig:
         for name in ("lmse", "ladv", "lperc", "lr_g", "lr_d", "gp_weight", "wgan_clip"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name} must not be negative")
+        if self.uses_perceptual and self.psz < 32:
+            problems.append("--psz must be at least 32 for the VGG perceptual loss (5 poolings)")
         if self.ladv > 0 and self.itd == 0:
             problems.append("--ladv > 0 needs --itd >= 1 to train the discriminator")
         if not 0 <= self.norm_low < self.norm_high <= 100:

@@ -42,9 +42,13 @@ PANEL_IMAGES = 3
 
 
 def _resolve_config(config: TrainConfig) -> TrainConfig:
-    """Merge with the run directory's saved config when resuming; refuse incompatible changes."""
+    """Merge with the run directory's saved config when resuming; refuse incompatible changes.
+
+    A directory counts as a run once it holds a checkpoint: a first start that failed
+    before training (bad flag, missing weights file) does not lock its settings in.
+    """
     path = os.path.join(config.logdir, "config.json")
-    if not os.path.exists(path):
+    if not (os.path.exists(path) and tf.train.latest_checkpoint(_checkpoint_dir(config))):
         return config
     saved = TrainConfig.load(path)
     changed = [
@@ -52,14 +56,25 @@ def _resolve_config(config: TrainConfig) -> TrainConfig:
         for name in TrainConfig.FROZEN
         if getattr(saved, name) != getattr(config, name)
     ]
+    if saved.uses_discriminator != config.uses_discriminator:
+        changed.append(f"--ladv {saved.ladv} -> {config.ladv} (adds or drops the discriminator)")
     if changed:
         raise InputError(
             config.logdir,
-            "holds a run with different model settings (" + ", ".join(changed) + "); "
+            "holds a run with different settings (" + ", ".join(changed) + "); "
             "use the same settings to resume it or a new --logdir",
         )
     config.normalization = saved.normalization
     return config
+
+
+def _checkpoint_dir(config: TrainConfig) -> str:
+    return os.path.join(config.logdir, "checkpoints")
+
+
+def _saved_best_psnr(logdir: str) -> float:
+    """Validation PSNR of generator_best.keras, which may be newer than the checkpoint."""
+    return float(_best_metrics(logdir).get("psnr", -np.inf))
 
 
 def _build_trainer(config: TrainConfig) -> GANTrainer:
@@ -130,18 +145,21 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
     config = _resolve_config(config.validate())
     train_info, val_info = _inspect_data(config)
     normalizer = Normalizer.from_dict(config.normalization)
+    trainer = _build_trainer(config)  # may fail (VGG weights): before anything is written
     os.makedirs(config.logdir, exist_ok=True)
     config.save(os.path.join(config.logdir, "config.json"))
 
-    trainer = _build_trainer(config)
     best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
     manager = tf.train.CheckpointManager(
         _checkpoint(trainer, best),
-        os.path.join(config.logdir, "checkpoints"),
+        _checkpoint_dir(config),
         max_to_keep=config.max_keep,
     )
     if manager.latest_checkpoint:
         manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        # A kill between saving generator_best.keras and the checkpoint leaves the
+        # checkpoint's best score behind; never let a worse model replace that file.
+        best.assign(max(float(best.numpy()), _saved_best_psnr(config.logdir)))
         logging.info(
             "resumed %s at iteration %d", manager.latest_checkpoint, int(trainer.iteration.numpy())
         )
