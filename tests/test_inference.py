@@ -349,3 +349,18 @@ def test_compressed_tiff_stacks_are_read_a_batch_at_a_time(tmp_path, model_dir):
     with io.open_source(path) as source:
         assert source.shape == (6, 24, 32)
         np.testing.assert_array_equal(source.read([4, 1]), stack[[4, 1]])
+
+
+def test_multi_scale_generators_denoise_and_export_their_full_resolution_output(tmp_path):
+    from tomogan_tf.models.adl import adl_denoiser
+
+    keras.utils.set_random_seed(1)
+    adl = adl_denoiser(depth=1)  # outputs [full, half, quarter]
+    model_dir = write_model_dir(tmp_path / "adl", adl)
+    image = np.random.default_rng(10).uniform(100, 300, (40, 56)).astype(np.float32)
+    den = Denoiser.load(model_dir, tile=4096)
+    expected = NORM.invert(adl(NORM.apply(image)[None, ..., None])[0].numpy()[0, ..., 0])
+    np.testing.assert_allclose(den(image), expected, rtol=1e-5)
+    signature = tf.saved_model.load(export_savedmodel(model_dir, str(tmp_path / "m"))).signatures
+    served = signature["serving_default"](noisy=tf.constant(image[None, ..., None]))["denoised"]
+    np.testing.assert_allclose(served.numpy()[0, ..., 0], expected, rtol=1e-4, atol=1e-3)

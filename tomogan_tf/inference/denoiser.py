@@ -140,6 +140,9 @@ class Denoiser:
             generator = keras.models.load_model(path, compile=False)
         except Exception as err:
             raise InputError(path, f"cannot load Keras model: {err}") from None
+        if len(generator.outputs) > 1:
+            # Multi-scale denoisers (ADL) list the full-resolution image first.
+            generator = keras.Model(generator.inputs, generator.outputs[0], name=generator.name)
         family = config.get("model", "tomogan")
 
         @tf.function(reduce_retracing=True)
