@@ -226,10 +226,12 @@ class Denoiser:
             raise InputError(None, f"expected (H, W) or (N, H, W), got shape {images.shape}")
         stack = images[None] if images.ndim == 2 else images
         out = np.empty(stack.shape, np.float32)
-        source = _ArraySource(stack)
-        self.stream(
-            source, lambda start, data: out.__setitem__(slice(start, start + len(data)), data)
-        )
+
+        def write(start: int, data: np.ndarray) -> None:
+            out[start : start + len(data)] = data
+
+        source = SliceSource("input array", None, stack.shape, stack.dtype, False, stack)
+        self.stream(source, write)
         return out[0] if images.ndim == 2 else out
 
     # ------------------------------------------------------------------ files
@@ -253,16 +255,3 @@ class Denoiser:
             write(start, self.denoise_batch(stacks))
             if bar is not None:
                 bar.add(len(indices))
-
-
-class _ArraySource:
-    """An in-memory stack with the `SliceSource` reading interface."""
-
-    def __init__(self, stack: np.ndarray):
-        self.stack, self.shape = stack, stack.shape
-
-    def read(self, indices: list[int]) -> np.ndarray:
-        data = self.stack[indices].astype(np.float32)
-        if not np.isfinite(data).all():
-            raise InputError(None, "input has NaN or Inf values")
-        return data
