@@ -7,14 +7,16 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
+from tomogan_tf.losses import (
+    discriminator_loss,
+    downscale_targets,
+    generator_loss,
+    reconstruction_loss,
+)
 from tomogan_tf.losses.adl import (
     B3_KERNEL,
     PREBLUR_KERNEL,
-    adl_reconstruction_loss,
     atrous_pyramid,
-    downscale_targets,
-    hinge_discriminator_loss,
-    hinge_generator_loss,
     histogram_loss,
     pyramid_loss,
     soft_histogram,
@@ -199,16 +201,15 @@ def test_losses_trace_with_unknown_shapes():
 def test_hinge_losses_hand_computed():
     real, fake = np.array([2.0, 0.5]), np.array([-2.0, 0.0])
     # relu(1 - real) = [0, 0.5], relu(1 + fake) = [0, 1]
-    assert float(hinge_discriminator_loss(real, fake)) == pytest.approx(0.25 + 0.5)
+    assert float(discriminator_loss("hinge", real, fake)) == pytest.approx(0.25 + 0.5)
     # A second map: relu(1 - 0) = 1, relu(1 + 1) = 2; the two maps are averaged.
-    d = hinge_discriminator_loss([real, np.array([0.0])], [fake, np.array([1.0])])
+    d = discriminator_loss("hinge", [real, np.array([0.0])], [fake, np.array([1.0])])
     assert float(d) == pytest.approx((0.75 + 3.0) / 2)
-    assert float(hinge_generator_loss(fake)) == pytest.approx(1.0)
-    assert float(hinge_generator_loss((np.array([1.0, 3.0]), np.array([-1.0])))) == pytest.approx(
-        (-2.0 + 1.0) / 2
-    )
+    assert float(generator_loss("hinge", fake)) == pytest.approx(1.0)
+    two_maps = (np.array([1.0, 3.0]), np.array([-1.0]))
+    assert float(generator_loss("hinge", two_maps)) == pytest.approx((-2.0 + 1.0) / 2)
     with pytest.raises(ValueError):
-        hinge_discriminator_loss([real, real], [fake])
+        discriminator_loss("hinge", [real, real], [fake])
 
 
 # ------------------------------------------------------------------------- multi-scale
@@ -226,16 +227,18 @@ def test_reconstruction_loss_multiscale(y):
     outputs = [np.asarray(t) for t in downscale_targets(y)]
     for output, f in zip(outputs, (1, 2, 4), strict=True):
         np.testing.assert_allclose(output, numpy_pool(y, f) if f > 1 else y, atol=1e-6)
-    total, terms = adl_reconstruction_loss(y, outputs)
+    adl = {"l1": 1.0, "pyramid": 1.0, "histogram": 1.0}
+    total, terms = reconstruction_loss(y, outputs, adl)
     assert float(total) == 0.0 and set(terms) == {"l1", "pyramid", "histogram"}
 
     # Each scale counts; total is the weighted sum of the logged terms.
     quarter = outputs[2] + 0.05 * checkerboard(outputs[2].shape)
-    total, terms = adl_reconstruction_loss(y, [*outputs[:2], quarter], 1.0, 2.0, 3.0)
+    weights = {"l1": 1.0, "pyramid": 2.0, "histogram": 3.0}
+    total, terms = reconstruction_loss(y, [*outputs[:2], quarter], weights)
     assert float(terms["l1"]) == pytest.approx(0.05, rel=1e-4)
     assert float(terms["pyramid"]) > 0 and float(terms["histogram"]) > 0
     expected = float(terms["l1"]) + 2 * float(terms["pyramid"]) + 3 * float(terms["histogram"])
     assert float(total) == pytest.approx(expected, rel=1e-5)
 
     with pytest.raises(ValueError, match="pooled by 2"):
-        adl_reconstruction_loss(y, [outputs[0], outputs[0], outputs[2]])
+        reconstruction_loss(y, [outputs[0], outputs[0], outputs[2]], adl)

@@ -15,7 +15,7 @@ from tomogan_tf.losses import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
-    load_vgg19,
+    load_vgg,
     mean_squared_error,
 )
 from tomogan_tf.losses import perceptual as perceptual_module
@@ -127,7 +127,7 @@ def test_perceptual_gradient_reaches_generator(random_vgg):
 def test_vgg_weights_load_from_a_local_keras_weights_file(tmp_path, random_vgg):
     path = str(tmp_path / "vgg19.weights.h5")
     random_vgg.save_weights(path)
-    loaded = load_vgg19(path)
+    loaded = load_vgg(path, "vgg19")
     x = RNG.random((1, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(loaded(x).numpy(), random_vgg(x).numpy(), rtol=1e-5)
 
@@ -137,10 +137,10 @@ def test_vgg_weights_load_from_a_legacy_h5_file_like_keras_download(tmp_path, ra
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
-    path = str(tmp_path / perceptual_module.VGG19_NOTOP_FILE)
+    path = str(tmp_path / perceptual_module.vgg_notop_file("vgg19"))
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, random_vgg)
-    loaded = load_vgg19(path)
+    loaded = load_vgg(path, "vgg19")
     x = RNG.random((1, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(loaded(x).numpy(), random_vgg(x).numpy(), rtol=1e-5)
 
@@ -148,11 +148,11 @@ def test_vgg_weights_load_from_a_legacy_h5_file_like_keras_download(tmp_path, ra
 @pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras, on the wrong file
 def test_missing_or_wrong_vgg_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="VGG19 weights file not found"):
-        load_vgg19(str(tmp_path / "missing.h5"))
+        load_vgg(str(tmp_path / "missing.h5"), "vgg19")
     wrong = str(tmp_path / "small.weights.h5")
     build_generator("tomogan").save_weights(wrong)
     with pytest.raises(InputError, match="not a VGG19"):
-        load_vgg19(wrong)
+        load_vgg(wrong, "vgg19")
 
 
 def test_offline_imagenet_download_says_what_to_do(monkeypatch):
@@ -162,7 +162,7 @@ def test_offline_imagenet_download_says_what_to_do(monkeypatch):
     monkeypatch.setattr(keras.utils, "get_file", offline)
     monkeypatch.setattr("keras.src.applications.vgg19.file_utils.get_file", offline)
     with pytest.raises(InputError) as err:
-        load_vgg19("imagenet")
+        load_vgg("imagenet", "vgg19")
     message = str(err.value)
-    assert perceptual_module.VGG19_NOTOP_FILE in message
+    assert perceptual_module.vgg_notop_file("vgg19") in message
     assert "--vgg_weights /path/to/file.h5" in message and "--vgg_weights none" in message

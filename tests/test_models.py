@@ -46,7 +46,8 @@ def test_residual_generator_is_identity_plus_learned_correction():
 
 
 def test_unknown_family_is_named_in_the_error():
-    with pytest.raises(ValueError, match="unknown generator 'nope'; known: tomogan"):
+    known = "unknown model family 'nope'; known: tomogan, adl, adl3d, idgan"
+    with pytest.raises(ValueError, match=known):
         build_generator("nope")
 
 

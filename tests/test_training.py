@@ -136,7 +136,7 @@ def test_resume_restores_optimizer_state_and_iteration(pair_file, tmp_path):
     train(config, verbose=0)
     path = os.path.join(logdir, "checkpoints", "ckpt-5")
     saved = tf.train.load_checkpoint(path)
-    fresh = _build_trainer(tiny_config(pair_file, logdir, maxiter=5))
+    fresh = _build_trainer(tiny_config(pair_file, logdir, maxiter=5).validate())
     best = tf.Variable(-np.inf, dtype=tf.float64)
     _checkpoint(fresh, best).restore(path).assert_existing_objects_matched()
     assert int(fresh.iteration.numpy()) == 5

@@ -6,6 +6,11 @@ one image (H, W) or a stack (N, H, W). M is a training run directory, a ``.keras
 generator with its run's ``config.json`` beside it, or an exported SavedModel;
 without ``--model`` the shipped pretrained model is used. Large images are denoised
 in blended tiles; stacks stream through a batch of slices at a time.
+
+A 3-D model (``adl3d``) denoises a stack as one volume (N is the depth axis):
+``--tile`` is then the side of the cubes it is cut into and ``--overlap`` their
+context in voxels; the volume streams through in z-slabs of ``--tile`` slices, and
+``--batch`` does not apply (one cube per forward pass).
 """
 
 from __future__ import annotations
@@ -27,11 +32,21 @@ flags.DEFINE_string("input", None, "Input file: .h5/.hdf5, .tif/.tiff or .npy.")
 flags.DEFINE_string("output", None, "Output file (.h5, .tif or .npy); never the input file.")
 flags.DEFINE_string("input_key", "test_ns", "Dataset to denoise when the input is HDF5.")
 flags.DEFINE_string("output_key", "denoised", "Dataset to write when the output is HDF5.")
-flags.DEFINE_integer("tile", 1024, "Largest tile side in pixels; larger images are tiled.")
 flags.DEFINE_integer(
-    "overlap", None, "Context pixels per tile edge (default: the model's receptive field)."
+    "tile",
+    None,
+    "Largest tile side in pixels; larger images are tiled. 3-D models: cube side in"
+    " voxels, and slices per z-slab (default: 1024 for 2-D, 96 for 3-D models).",
 )
-flags.DEFINE_integer("batch", None, "Slices per forward pass (default: ~2 Mpixel per pass).")
+flags.DEFINE_integer(
+    "overlap",
+    None,
+    "Context pixels (voxels) per tile edge (default: the model's receptive field;"
+    " for 3-D models at most 16, see MAX_MARGIN_3D).",
+)
+flags.DEFINE_integer(
+    "batch", None, "Slices per forward pass (default: ~2 Mpixel per pass); 2-D models only."
+)
 flags.DEFINE_enum("dtype", "float32", OUTPUT_DTYPES, "Output dtype ('input': the input's).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file (never the input).")
 
@@ -64,9 +79,11 @@ def main(argv: list[str]) -> None:
             denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
     n, height, width = source.shape
     where = f"{FLAGS.output}:{FLAGS.output_key}" if sink.format == "hdf5" else FLAGS.output
+    what = f"{n} slice{'s' * (n > 1)} of {height}x{width}"
+    if denoiser.dims == 3:
+        what = f"a volume of {n}x{height}x{width}"
     print(
-        f"denoised {n} slice{'s' * (n > 1)} of {height}x{width} in"
-        f" {time.perf_counter() - start:.1f} s -> {where} ({dtype})",
+        f"denoised {what} in {time.perf_counter() - start:.1f} s -> {where} ({dtype})",
         flush=True,
     )
 

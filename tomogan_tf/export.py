@@ -4,7 +4,8 @@
 Writes ``BASE/NAME/N/`` (default N: one more than the newest version there) with a
 ``serving_default`` signature: input ``noisy`` float32 [batch, H, W, depth] in the
 data's units, output ``denoised`` [batch, H, W, 1] in the same units; normalisation
-and padding happen inside the graph, so any H and W work.
+and padding happen inside the graph, so any H and W work. A 3-D model (``adl3d``)
+takes and returns volumes, [batch, D, H, W, 1], any D, H and W.
 """
 
 from __future__ import annotations

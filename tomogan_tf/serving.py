@@ -1,10 +1,11 @@
 """SavedModel export for TF Serving, with normalisation and padding inside the graph.
 
 The exported ``serving_default`` signature takes ``noisy``: float32
-[batch, H, W, depth] in the data's own units, any batch, H and W (at least 4 pixels),
-and returns ``denoised``: [batch, H, W, 1] in the same units. The directory layout is
-the one TF Serving expects, ``BASE/NAME/VERSION/``; ``assets.extra/tomogan_tf.json``
-records what a client needs to know (depth, normalisation, tiling margin).
+[batch, H, W, depth] in the data's own units, any batch, H and W, and returns
+``denoised``: [batch, H, W, 1] in the same units. A 3-D model (``adl3d``) takes and
+returns volumes, [batch, D, H, W, 1]. The directory layout is the one TF Serving
+expects, ``BASE/NAME/VERSION/``; ``assets.extra/tomogan_tf.json`` records what a
+client needs to know (dims, depth, input multiple, normalisation, tiling margin).
 
 Example:
 >>> export_savedmodel("runs/demo", "serving/tomogan", version=1)  # doctest: +SKIP
@@ -23,18 +24,25 @@ import tensorflow as tf
 from tomogan_tf.data.normalization import Normalizer
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.denoiser import METADATA_FILE, Denoiser
-from tomogan_tf.models.padding import pad_to_multiple
+from tomogan_tf.models.padding import pad_to_multiple_nd
 
 
 def serving_function(generator: keras.Model, normalizer: Normalizer, multiple: int):
-    """The tf.function behind ``serving_default``: normalise, pad, denoise, crop, invert."""
-    depth = int(generator.input_shape[-1])
+    """The tf.function behind ``serving_default``: normalise, pad, denoise, crop, invert.
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, depth], tf.float32, "noisy")])
+    Works for 2-D (batch, H, W, depth) and 3-D (batch, D, H, W, 1) generators alike,
+    padding every spatial axis, so clients may send any size.
+    """
+    spatial = len(generator.input_shape) - 2
+    channels = int(generator.input_shape[-1])
+    spec = tf.TensorSpec([None] * (spatial + 1) + [channels], tf.float32, "noisy")
+
+    @tf.function(input_signature=[spec])
     def serve(noisy):
         x = normalizer.apply(tf.cast(noisy, tf.float32))
-        padded, height, width = pad_to_multiple(x, multiple)
-        y = generator(padded, training=False)[:, :height, :width, :]
+        padded, sizes = pad_to_multiple_nd(x, multiple, range(1, spatial + 1))
+        y = generator(padded, training=False)
+        y = y[(slice(None), *(slice(0, size) for size in sizes))]
         return {"denoised": normalizer.invert(tf.cast(y, tf.float32))}
 
     return serve
@@ -78,6 +86,7 @@ def export_savedmodel(model: str | None, base: str, version: int | None = None) 
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(
                 {
+                    "dims": denoiser.dims,
                     "depth": int(generator.input_shape[-1]),
                     "multiple": denoiser.multiple,
                     "margin": denoiser.margin,

@@ -14,8 +14,16 @@ from absl import flags
 from tomogan_tf import cli
 from tomogan_tf.errors import InputError
 from tomogan_tf.training import TrainConfig, train
+from tomogan_tf.training.config import FAMILY_DEFAULTS
 
 FLAGS = flags.FLAGS
+
+
+def _family_help(name: str) -> str:
+    values = {family: defaults[name] for family, defaults in FAMILY_DEFAULTS.items()}
+    if len(set(values.values())) == 1:
+        return f" (default: {next(iter(values.values()))})"
+    return " (default per --model: " + ", ".join(f"{k} {v}" for k, v in values.items()) + ")"
 
 
 def define_flags() -> None:
@@ -24,13 +32,16 @@ def define_flags() -> None:
         if f.metadata.get("flag", True) is False:
             continue
         help_text, choices = f.metadata["help"], f.metadata.get("choices")
+        if f.name in FAMILY_DEFAULTS["tomogan"]:
+            help_text += _family_help(f.name)
+        kind = f.type.removesuffix(" | None")
         if choices:
             flags.DEFINE_enum(f.name, f.default, choices, help_text)
-        elif f.type == "bool":
+        elif kind == "bool":
             flags.DEFINE_bool(f.name, f.default, help_text)
-        elif f.type == "int":
+        elif kind == "int":
             flags.DEFINE_integer(f.name, f.default, help_text)
-        elif f.type == "float":
+        elif kind == "float":
             flags.DEFINE_float(f.name, f.default, help_text)
         else:
             flags.DEFINE_string(f.name, f.default, help_text)

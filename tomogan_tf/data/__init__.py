@@ -4,6 +4,7 @@ from tomogan_tf.data.hdf5 import StackInfo, check_pair, open_h5, stack_info
 from tomogan_tf.data.normalization import Normalizer, fit_normalizer
 from tomogan_tf.data.pipeline import (
     StackReader,
+    cube_dataset,
     neighbour_indices,
     patch_dataset,
     slice_dataset,
@@ -14,6 +15,7 @@ __all__ = [
     "StackInfo",
     "StackReader",
     "check_pair",
+    "cube_dataset",
     "fit_normalizer",
     "neighbour_indices",
     "open_h5",

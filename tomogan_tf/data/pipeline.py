@@ -72,6 +72,20 @@ class StackReader:
                 )
         return np.moveaxis(noisy, 0, -1), np.moveaxis(clean, 0, -1)
 
+    def read_block(self, z, y, x, size) -> tuple[np.ndarray, np.ndarray]:
+        """Return aligned noisy and clean (size, size, size, 1) sub-volumes at (z, y, x)."""
+        z, y, x, size = (int(v) for v in (z, y, x, size))
+        region = np.s_[y : y + size, x : x + size]
+        with H5_LOCK, open_h5(self.path) as f:
+            noisy = read_slices(f, self.noisy_key, z, z + size, region)
+            clean = read_slices(f, self.clean_key or self.noisy_key, z, z + size, region)
+        for key, data in ((self.noisy_key, noisy), (self.clean_key or self.noisy_key, clean)):
+            if not np.isfinite(data).all():
+                raise InputError(
+                    self.path, f"dataset '{key}' has NaN or Inf values in slices {z}-{z + size - 1}"
+                )
+        return noisy[..., None], clean[..., None]
+
 
 def _read_op(reader: StackReader, index, y, x, height, width, static_hw=(None, None)):
     noisy, clean = tf.numpy_function(
@@ -82,14 +96,29 @@ def _read_op(reader: StackReader, index, y, x, height, width, static_hw=(None, N
     return noisy, clean
 
 
+def _read_block_op(reader: StackReader, z, y, x, size: int):
+    noisy, clean = tf.numpy_function(
+        reader.read_block, [z, y, x, size], [tf.float32, tf.float32], stateful=False
+    )
+    noisy.set_shape((size, size, size, 1))
+    clean.set_shape((size, size, size, 1))
+    return noisy, clean
+
+
 def dihedral(images: list[tf.Tensor], uniform: tf.Tensor) -> list[tf.Tensor]:
-    """Apply the same one of the 8 flips/rotations to every image, chosen by two U(0,1) draws."""
+    """Apply the same one of the 8 flips/rotations of the (H, W) plane to every image,
+    chosen by two U(0,1) draws. Images are (H, W, C), or (D, H, W, C) volumes, whose
+    slices all turn together; a third draw, when given, flips volumes along D too."""
     k = tf.cast(tf.floor(uniform[0] * 4.0), tf.int32)
     flip = uniform[1] < 0.5
+    flip_depth = uniform[2] < 0.5 if uniform.shape[0] > 2 else tf.constant(False)
     out = []
     for image in images:
         image = tf.image.rot90(image, k)
-        out.append(tf.cond(flip, lambda im=image: tf.reverse(im, [1]), lambda im=image: im))
+        image = tf.cond(flip, lambda im=image: tf.reverse(im, [-2]), lambda im=image: im)
+        if len(image.shape) == 4:
+            image = tf.cond(flip_depth, lambda im=image: tf.reverse(im, [0]), lambda im=image: im)
+        out.append(image)
     return out
 
 
@@ -103,28 +132,34 @@ def patch_dataset(
     group: int = 1,
     augment: bool = True,
     start: int = 0,
+    volumes: bool = False,
 ) -> tf.data.Dataset:
     """An endless stream of random, aligned, augmented training patches.
 
     Elements are ``(noisy, clean)`` of shapes ``(group, batch, P, P, depth)`` and
     ``(group, batch, P, P, 1)``: ``group`` fresh batches per training iteration
-    (generator steps, then discriminator steps). Sample ``k`` of the stream is a
-    pure function of ``(seed, k)``, so a run resumed at sample ``start`` sees the
-    same patches as one that never stopped.
+    (generator steps, then discriminator steps). With ``volumes`` the stack is one
+    volume and patches are P x P x P sub-volumes, ``(group, batch, P, P, P, 1)``.
+    Sample ``k`` of the stream is a pure function of ``(seed, k)``, so a run
+    resumed at sample ``start`` sees the same patches as one that never stopped.
     """
     n, height, width = shape
 
     def sample(counter):
-        u = tf.random.stateless_uniform([5], seed=tf.stack([tf.cast(seed, tf.int64), counter]))
-        index = tf.cast(u[0] * n, tf.int64)
+        u = tf.random.stateless_uniform([6], seed=tf.stack([tf.cast(seed, tf.int64), counter]))
         y = tf.cast(u[1] * (height - patch_size + 1), tf.int64)
         x = tf.cast(u[2] * (width - patch_size + 1), tf.int64)
-        noisy, clean = _read_op(
-            reader, index, y, x, patch_size, patch_size, (patch_size, patch_size)
-        )
+        if volumes:
+            z = tf.cast(u[0] * (n - patch_size + 1), tf.int64)
+            noisy, clean = _read_block_op(reader, z, y, x, patch_size)
+        else:
+            index = tf.cast(u[0] * n, tf.int64)
+            noisy, clean = _read_op(
+                reader, index, y, x, patch_size, patch_size, (patch_size, patch_size)
+            )
         noisy, clean = normalizer.apply(noisy), normalizer.apply(clean)
         if augment:
-            noisy, clean = dihedral([noisy, clean], u[3:])
+            noisy, clean = dihedral([noisy, clean], u[3:] if volumes else u[3:5])
         return noisy, clean
 
     ds = tf.data.Dataset.counter(start, dtype=tf.int64)
@@ -150,3 +185,32 @@ def slice_dataset(
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def cube_dataset(
+    reader: StackReader,
+    shape: tuple[int, int, int],
+    count: int,
+    size: int,
+    normalizer: Normalizer,
+) -> tf.data.Dataset:
+    """``count`` fixed sub-volumes of side ``size`` for validating 3-D models.
+
+    Their corners are evenly spaced along the stack's diagonal, so they sample top to
+    bottom and edge to centre; whole validation volumes would not fit a CPU's memory
+    through a 3-D network.
+    """
+    n, height, width = shape
+    count = max(1, count)
+    corners = np.stack(
+        [np.linspace(0, extent - size, count).astype(np.int64) for extent in (n, height, width)],
+        axis=-1,
+    )
+
+    def load(corner):
+        noisy, clean = _read_block_op(reader, corner[0], corner[1], corner[2], size)
+        return normalizer.apply(noisy), normalizer.apply(clean)
+
+    ds = tf.data.Dataset.from_tensor_slices(np.unique(corners, axis=0))
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(1).prefetch(tf.data.AUTOTUNE)

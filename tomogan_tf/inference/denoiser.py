@@ -6,6 +6,10 @@ pretrained model). Images go through the model's normalisation, are reflect-padd
 to what the network needs, denoised whole or in blended tiles, cropped back and
 returned in the input's units.
 
+2-D models denoise a stack slice by slice (with ``depth`` neighbours as channels);
+3-D models (``adl3d``) treat the whole (N, H, W) stack as one volume and stream it
+through in overlapping z-slabs, each tiled in cubes.
+
 Example:
 >>> den = Denoiser.load("runs/demo")                     # doctest: +SKIP
 >>> clean = den(noisy_stack)  # (N, H, W) or (H, W) NumPy  # doctest: +SKIP
@@ -27,14 +31,34 @@ from tomogan_tf.data.normalization import Normalizer
 from tomogan_tf.data.pipeline import neighbour_indices
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.io import SliceSink, SliceSource
-from tomogan_tf.inference.tiling import predict_tiled, receptive_field_radius
-from tomogan_tf.models import INPUT_MULTIPLE
-from tomogan_tf.models.padding import pad_to_multiple
+from tomogan_tf.inference.tiling import (
+    Region,
+    blend_tiles,
+    predict_tiled,
+    receptive_field_radius,
+    tile_grid,
+)
+from tomogan_tf.models import get_family
+from tomogan_tf.models.padding import mirror_index, pad_to_multiple, pad_to_multiple_nd
 
 DEFAULT_MODEL = "tomogan_ct"
 METADATA_FILE = os.path.join("assets.extra", "tomogan_tf.json")
 # Pixels per forward pass when choosing how many slices to denoise at once.
 PIXELS_PER_BATCH = 2**21
+# Default tile side: 2-D images up to 1024^2 go through whole. A 3-D ADL pass keeps
+# ~5 KB of activations per voxel (96+ channels at full resolution): a 96^3 cube took
+# 4.4 GB and ~50 s on 2 CPU cores (128^3: 12 GB), so 96 is the default cube side.
+DEFAULT_TILE = {2: 1024, 3: 96}
+# ADL's receptive-field radius is 48 voxels, so exact 3-D tiles would be at least
+# 160^3 (~20 GB a pass, and only (160 - 120)^3 / 160^3 = 1.6 % of it kept). The
+# influence of distant input decays fast: a random-weight ADL moves a pixel 24 pixels
+# from an input change by 0.04 % of the change's effect at the centre, 5 % at 16.
+# Blended tiles need less, as the ramp averages two tiles' estimates: with a 16-voxel
+# margin, tiled adl3d output matched whole-volume output to 2e-5 (normalised units;
+# 0.2 % of the output's spread), against 4e-3 (40 %) with 8
+# (tests/test_inference_3d.py). Trained weights may reach further: pass --overlap 24
+# (or 48, exact) with a larger --tile when memory allows.
+MAX_MARGIN_3D = 16
 
 
 def shipped_models_dir() -> str:
@@ -53,14 +77,17 @@ class Denoiser:
     """Applies a denoising model to images, stacks and files, in tiles when large.
 
     Args:
-        predict: maps normalised (batch, H, W, depth) float32 to (batch, H, W, 1).
+        predict: maps normalised (batch, H, W, depth) float32 to (batch, H, W, 1);
+            for ``dims=3``, (batch, D, H, W, 1) to the same shape.
         normalizer: raw <-> normalised units; None when ``predict`` works in raw units.
-        depth: neighbouring slices the model reads (odd).
-        multiple: H and W the model needs to divide.
-        tile: largest tile side in pixels; bigger images are tiled.
+        depth: neighbouring slices the model reads (odd; 1 for 3-D models).
+        multiple: sizes the model needs to divide (H, W; and D in 3-D).
+        tile: largest tile side (a cube's in 3-D); bigger inputs are tiled.
+            Default: `DEFAULT_TILE` for ``dims``.
         margin: pixels of overlap context per tile edge; default: measured
-            receptive-field radius of the model.
-        batch_size: slices per forward pass; default: as many as fit ~2 Mpixel.
+            receptive-field radius of the model (at most `MAX_MARGIN_3D` in 3-D).
+        batch_size: slices per forward pass (2-D only); default: ~2 Mpixel a pass.
+        dims: 2 for slice-by-slice models, 3 for volumetric ones.
     """
 
     def __init__(
@@ -69,14 +96,22 @@ class Denoiser:
         normalizer: Normalizer | None,
         depth: int = 1,
         multiple: int = 8,
-        tile: int = 1024,
+        tile: int | None = None,
         margin: int | None = None,
         batch_size: int | None = None,
         name: str = "model",
         generator: keras.Model | None = None,
+        dims: int = 2,
     ):
+        if dims not in DEFAULT_TILE:
+            raise InputError(name, f"models must be 2-D or 3-D, got dims={dims}")
+        if dims == 3 and batch_size is not None:
+            raise InputError(
+                None, "--batch applies to 2-D models; a 3-D model takes one cube a pass (--tile)"
+            )
         self.predict, self.normalizer = predict, normalizer
-        self.depth, self.multiple, self.name = depth, multiple, name
+        self.depth, self.multiple, self.name, self.dims = depth, multiple, name, dims
+        tile = DEFAULT_TILE[dims] if tile is None else tile
         self.tile = max(multiple, tile // multiple * multiple)
         self._margin = margin
         self.batch_size = batch_size
@@ -86,24 +121,38 @@ class Denoiser:
 
     @property
     def margin(self) -> int:
-        """Tile overlap context: the model's receptive-field radius unless given."""
+        """Tile overlap context: the model's receptive-field radius unless given.
+
+        In 3-D it is capped at `MAX_MARGIN_3D` (see there): the full radius would
+        need cubes too large for a forward pass on most machines.
+        """
         if self._margin is None:
             window = self.window or Normalizer(0.0, 1.0)
             # A model without its own normalizer takes raw values: probe in its window.
             probe = (0.0, 1.0) if self.normalizer else (window.low, window.high)
             try:
-                self._margin = receptive_field_radius(
-                    self.predict, self.depth, self.multiple, value_range=probe
+                radius = receptive_field_radius(
+                    self.predict, self.depth, self.multiple, value_range=probe, dims=self.dims
                 )
             except ValueError as err:
                 raise InputError(
                     self.name, f"cannot measure the tiling margin ({err}); pass --overlap"
                 ) from None
+            self._margin = radius if self.dims == 2 else min(radius, MAX_MARGIN_3D)
         return int(math.ceil(self._margin / self.multiple) * self.multiple)
 
     def min_tile(self) -> int:
         """The smallest tile that leaves room for blending inside the margins."""
         return 3 * self.margin + 2 * self.multiple
+
+    def _check_tile(self, padded_sizes: tuple[int, ...]) -> None:
+        if max(padded_sizes) > self.tile and self.tile < self.min_tile():
+            unit = "pixel" if self.dims == 2 else "voxel"
+            raise InputError(
+                None,
+                f"--tile {self.tile} leaves no room inside this model's {self.margin}-{unit}"
+                f" tile margin; use --tile {self.min_tile()} or more",
+            )
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -137,13 +186,20 @@ class Denoiser:
         with open(config_path) as f:
             config = json.load(f)
         try:
+            family = get_family(config.get("model", "tomogan"))
+        except ValueError as err:
+            raise InputError(config_path, str(err)) from None
+        try:
             generator = keras.models.load_model(path, compile=False)
         except Exception as err:
             raise InputError(path, f"cannot load Keras model: {err}") from None
         if len(generator.outputs) > 1:
             # Multi-scale denoisers (ADL) list the full-resolution image first.
-            generator = keras.Model(generator.inputs, generator.outputs[0], name=generator.name)
-        family = config.get("model", "tomogan")
+            generator = keras.Model(generator.input, generator.outputs[0], name=generator.name)
+        if len(generator.input_shape) != family.dims + 2:
+            raise InputError(
+                path, f"input {generator.input_shape} does not fit a {family.dims}-D model"
+            )
 
         @tf.function(reduce_retracing=True)
         def run(x):
@@ -153,9 +209,10 @@ class Denoiser:
             lambda x: run(tf.constant(x, tf.float32)).numpy(),
             Normalizer.from_dict(config["normalization"]),
             depth=int(generator.input_shape[-1]),
-            multiple=INPUT_MULTIPLE.get(family, 8),
+            multiple=family.input_multiple,
             name=path,
             generator=generator,
+            dims=family.dims,
             **options,
         )
 
@@ -179,7 +236,13 @@ class Denoiser:
         if options.get("margin") is None:
             options["margin"] = meta.get("margin")
         den = cls(
-            run, None, depth=depth, multiple=int(meta.get("multiple", 8)), name=path, **options
+            run,
+            None,
+            depth=depth,
+            multiple=int(meta.get("multiple", 8)),
+            name=path,
+            dims=int(meta.get("dims", 2)),  # exports before 3-D support were all 2-D
+            **options,
         )
         den._keepalive = loaded
         if "normalization" in meta:
@@ -193,37 +256,45 @@ class Denoiser:
         pixels = min(height, self.tile) * min(width, self.tile)
         return max(1, PIXELS_PER_BATCH // pixels)
 
-    def denoise_batch(self, stacks: np.ndarray) -> np.ndarray:
-        """Denoise (batch, H, W, depth) raw-unit stacks; returns (batch, H, W) raw units."""
-        if min(stacks.shape[1:3]) < self.multiple // 2:
+    def _check_size(self, height: int, width: int) -> None:
+        if min(height, width) < self.multiple // 2:
             raise InputError(
                 None,
-                f"images of {stacks.shape[1]}x{stacks.shape[2]} are smaller than"
+                f"images of {height}x{width} are smaller than"
                 f" {self.multiple // 2} pixels, too small to denoise",
             )
+
+    def denoise_batch(self, stacks: np.ndarray) -> np.ndarray:
+        """Denoise (batch, H, W, depth) raw-unit stacks; returns (batch, H, W) raw units.
+
+        2-D models only; volumes go through `stream`.
+        """
+        if self.dims != 2:
+            raise InputError(self.name, "a 3-D model denoises whole volumes; use stream()")
+        self._check_size(*stacks.shape[1:3])
         x = stacks.astype(np.float32)
         if self.normalizer is not None:
             x = self.normalizer.apply(x)
         padded, height, width = pad_to_multiple(x, self.multiple)
         padded = padded.numpy()
-        if max(padded.shape[1:3]) <= self.tile:
-            y = self.predict(padded)
-        else:
-            if self.tile < self.min_tile():
-                raise InputError(
-                    None,
-                    f"--tile {self.tile} leaves no room inside this model's {self.margin}-pixel"
-                    f" tile margin; use --tile {self.min_tile()} or more",
-                )
-            y = predict_tiled(self.predict, padded, self.tile, self.margin, self.multiple)
+        self._check_tile(padded.shape[1:3])
+        margin = self.margin if max(padded.shape[1:3]) > self.tile else 0
+        y = predict_tiled(self.predict, padded, self.tile, margin, self.multiple)
         y = y[:, : int(height), : int(width), 0]
         return self.normalizer.invert(y).astype(np.float32) if self.normalizer else y
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Denoise an (H, W) image or an (N, H, W) stack held in memory."""
+        """Denoise an (H, W) image or an (N, H, W) stack held in memory.
+
+        A 3-D model takes only stacks, denoised as one volume (N is the depth axis).
+        """
         images = np.asarray(images)
         if images.ndim not in (2, 3):
             raise InputError(None, f"expected (H, W) or (N, H, W), got shape {images.shape}")
+        if images.ndim == 2 and self.dims == 3:
+            raise InputError(
+                None, f"a 3-D model denoises volumes (N, H, W), not one {images.shape} image"
+            )
         stack = images[None] if images.ndim == 2 else images
         out = np.empty(stack.shape, np.float32)
 
@@ -242,7 +313,13 @@ class Denoiser:
     def stream(
         self, source, write: Callable[[int, np.ndarray], None], progress: bool = False
     ) -> None:
-        """Denoise a stack source batch by batch, handing each result to ``write(start, data)``."""
+        """Denoise a stack source batch by batch, handing each result to ``write(start, data)``.
+
+        Results arrive in slice order; 3-D models see the stack as one volume.
+        """
+        if self.dims == 3:
+            self._stream_volume(source, write, progress)
+            return
         n, height, width = source.shape
         batch = self._slices_per_batch(height, width)
         bar = keras.utils.Progbar(n, unit_name="slice") if progress else None
@@ -255,3 +332,62 @@ class Denoiser:
             write(start, self.denoise_batch(stacks))
             if bar is not None:
                 bar.add(len(indices))
+
+    def _stream_volume(
+        self, source, write: Callable[[int, np.ndarray], None], progress: bool
+    ) -> None:
+        """Denoise a stack as one volume, a z-slab of at most ``tile`` slices at a time.
+
+        The volume is mirror-padded to multiples of ``multiple`` (along D by reading
+        mirrored slice indices) and tiled in cubes by `blend_tiles`, which releases
+        slices front to back as soon as no later slab overlaps them. Memory: about
+        four slabs of ``tile`` slices (input raw and normalised, blended sum and
+        weights) and one cube's forward pass; each slice is read once.
+        """
+        n, height, width = source.shape
+        if getattr(source, "single_image", False):
+            raise InputError(
+                source.path, "a 3-D model denoises volumes (N, H, W), not a single (H, W) image"
+            )
+        self._check_size(height, width)
+        padded = tuple(-(-s // self.multiple) * self.multiple for s in (n, height, width))
+        self._check_tile(padded)
+        margin = self.margin if max(padded) > self.tile else 0
+        starts, _, _ = tile_grid(padded, self.tile, margin, self.multiple)
+        bar = None
+        if progress:
+            bar = keras.utils.Progbar(math.prod(len(s) for s in starts), unit_name="tile")
+        slab: dict = {"start": None, "data": None, "raw": {}}
+
+        def read(region: Region) -> np.ndarray:
+            z = region[0]
+            if slab["start"] != z.start:  # the next slab: read only the slices not held yet
+                indices = [int(i) for i in mirror_index(np.arange(z.start, z.stop), n)]
+                wanted = set(indices)
+                held = {i: s for i, s in slab["raw"].items() if i in wanted}
+                missing = sorted(wanted - set(held))
+                if missing:
+                    held.update(zip(missing, source.read(missing), strict=True))
+                x = np.stack([held[i] for i in indices])[None, ..., None]
+                if self.normalizer is not None:
+                    x = self.normalizer.apply(x)
+                slab.update(
+                    start=z.start,
+                    raw=held,
+                    data=pad_to_multiple_nd(x, self.multiple, (2, 3))[0].numpy(),
+                )
+            return slab["data"][(slice(None), slice(None), *region[1:])]
+
+        blocks = blend_tiles(
+            self.predict,
+            read,
+            (1, *padded),
+            self.tile,
+            margin,
+            self.multiple,
+            on_tile=None if bar is None else lambda: bar.add(1),
+        )
+        for start, block in blocks:
+            y = block[0, : max(0, n - start), :height, :width, 0]
+            if len(y):
+                write(start, self.normalizer.invert(y).astype(np.float32) if self.normalizer else y)

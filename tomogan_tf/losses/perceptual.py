@@ -1,7 +1,9 @@
-"""VGG19 perceptual loss, differentiable end to end.
+"""VGG perceptual (feature) loss, differentiable end to end.
 
 TomoGAN's original code computed the VGG features through NumPy, so this term gave
 the generator no gradient at all. Here the frozen VGG trunk is part of the graph.
+TomoGAN compares VGG19 ``block5_pool`` features, ImageDenoisingGAN VGG16
+``block2_conv2``.
 """
 
 from __future__ import annotations
@@ -15,42 +17,51 @@ from tomogan_tf.errors import InputError
 
 # Caffe preprocessing of Keras' VGG weights: BGR order, [0, 255] scale, ImageNet means.
 _BGR_MEAN = (103.939, 116.779, 123.68)
-VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG_NETWORKS = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
 
 
-def load_vgg19(weights: str) -> keras.Model:
-    """VGG19 without its classifier, from ``"imagenet"`` (Keras' download) or a local file.
+def vgg_notop_file(arch: str) -> str:
+    """File name of Keras' ImageNet weights without the classifier, e.g. for the cache."""
+    return f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def load_vgg(weights: str, arch: str = "vgg19") -> keras.Model:
+    """VGG16/19 without its classifier, from ``"imagenet"`` (Keras' download) or a local file.
 
     Any input size works. A failed download (no network) or an unreadable file
     becomes an `InputError` that says what to do instead.
     """
+    if arch not in VGG_NETWORKS:
+        raise ValueError(f"unknown VGG {arch!r}; choose one of {', '.join(VGG_NETWORKS)}")
+    build = VGG_NETWORKS[arch]
     if weights == "imagenet":
         try:
-            return keras.applications.VGG19(include_top=False, weights="imagenet")
+            return build(include_top=False, weights="imagenet")
         except Exception as err:  # Keras raises a bare Exception on fetch failures.
-            cache = os.path.join(os.path.expanduser("~"), ".keras", "models", VGG19_NOTOP_FILE)
+            name = vgg_notop_file(arch)
+            cache = os.path.join(os.path.expanduser("~"), ".keras", "models", name)
             raise InputError(
                 None,
-                f"could not get the ImageNet VGG19 weights ({err}). Without network access,"
-                f" copy {VGG19_NOTOP_FILE} to {cache}, or pass --vgg_weights /path/to/file.h5,"
+                f"could not get the ImageNet {arch.upper()} weights ({err}). Without network"
+                f" access, copy {name} to {cache}, or pass --vgg_weights /path/to/file.h5,"
                 " or --vgg_weights none to train without the perceptual loss",
             ) from None
     if not os.path.isfile(weights):
-        raise InputError(weights, "VGG19 weights file not found")
+        raise InputError(weights, f"{arch.upper()} weights file not found")
     try:
-        return keras.applications.VGG19(include_top=False, weights=weights)
+        return build(include_top=False, weights=weights)
     except Exception as err:
-        raise InputError(weights, f"not a VGG19 (no top) weights file: {err}") from None
+        raise InputError(weights, f"not a {arch.upper()} (no top) weights file: {err}") from None
 
 
 class VGGPerceptualLoss:
-    """MSE between VGG19 features of two single-channel images in normalised units.
+    """MSE between VGG features of two single-channel images in normalised units.
 
     Images in [0, 1] are mapped to the [0, 255] grey levels VGG was trained on,
     repeated to three channels and mean-subtracted ('caffe' preprocessing).
 
     Args:
-        vgg: a VGG19 trunk, e.g. from `load_vgg19`.
+        vgg: a VGG trunk, e.g. from `load_vgg`.
         layer: feature layer; ``block5_pool`` as in TomoGAN.
 
     Example:
@@ -60,8 +71,17 @@ class VGGPerceptualLoss:
     """
 
     def __init__(self, vgg: keras.Model, layer: str = "block5_pool"):
-        self.features = keras.Model(vgg.input, vgg.get_layer(layer).output, name=f"vgg_{layer}")
+        try:
+            output = vgg.get_layer(layer).output
+        except ValueError:
+            names = ", ".join(lay.name for lay in vgg.layers[1:])
+            raise ValueError(f"{vgg.name} has no layer {layer!r}; it has {names}") from None
+        self.features = keras.Model(vgg.input, output, name=f"vgg_{layer}")
         self.features.trainable = False
+        # Poolings before the layer: inputs must be at least 2**poolings pixels.
+        self.poolings = sum(
+            isinstance(lay, keras.layers.MaxPooling2D) for lay in self.features.layers
+        )
 
     def _embed(self, images):
         grey = ops.cast(images, "float32") * 255.0

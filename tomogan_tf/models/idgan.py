@@ -61,8 +61,17 @@ def idgan_generator(depth: int = 1, name: str = "idgan_generator") -> keras.Mode
     x = _conv_bn_lrelu(x, 64, 3, "deconv1")
     x = _conv_bn_lrelu(x, 32, 3, "deconv2")
     x = layers.Add(name="stem_skip")([x, stem])
+    # Zero-initialised so that the untrained generator is the identity: with batch
+    # statistics the 32 normalised channels would otherwise drive tanh to about +-0.9
+    # and the first hundreds of steps would go into undoing that.
     correction = layers.Conv2D(
-        1, 9, padding="same", activation="tanh", dtype="float32", name="correction"
+        1,
+        9,
+        padding="same",
+        activation="tanh",
+        kernel_initializer="zeros",
+        dtype="float32",
+        name="correction",
     )(x)
     centre = CentreSlice(name="centre_slice")(inputs)
     outputs = layers.Add(dtype="float32", name="denoised")([centre, correction])

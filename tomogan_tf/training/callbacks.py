@@ -68,7 +68,13 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 
 def image_panel(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray) -> np.ndarray:
-    """Side-by-side noisy | denoised | clean, in [0, 1], shaped (batch, H, 3W, 1)."""
+    """Side-by-side noisy | denoised | clean, in [0, 1], shaped (batch, H, 3W, 1).
+
+    Volumes (batch, D, H, W, 1) show their middle slice.
+    """
+    if noisy.ndim == 5:
+        middle = noisy.shape[1] // 2
+        noisy, denoised, clean = (v[:, middle] for v in (noisy, denoised, clean))
     centre = noisy.shape[-1] // 2
     panel = np.concatenate([noisy[..., centre : centre + 1], denoised, clean], axis=2)
     return np.clip(panel, 0.0, 1.0)
@@ -90,9 +96,12 @@ class TensorBoardLogger(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         iteration = int(self.model.iteration.numpy())
         if iteration % self.log_every == 0 and logs:
+            trackers = self.model.trackers
             with self.writer.as_default(step=iteration):
                 for name, value in logs.items():
-                    tf.summary.scalar(f"train/{name}", float(value))
+                    # Skip terms not run since the last point (critic during warm-up).
+                    if name not in trackers or float(trackers[name].count.numpy()) > 0:
+                        tf.summary.scalar(f"train/{name}", float(value))
             # Each point is then the mean of the last log_every iterations, not a
             # running mean since the last validation.
             for tracker in self.model.trackers.values():

@@ -12,13 +12,69 @@ import json
 from dataclasses import dataclass, field
 
 from tomogan_tf.errors import InputError
-from tomogan_tf.losses import GAN_LOSSES
-from tomogan_tf.models import GENERATORS
+from tomogan_tf.losses import GAN_LOSSES, VGG_NETWORKS
+from tomogan_tf.models import FAMILIES, get_family
 from tomogan_tf.utils.files import write_json_atomic
+
+# Settings whose best value depends on the model family; a flag left unset (None)
+# takes its family's value. TomoGAN's are the TomoGAN paper's, ADL's the ADL
+# paper's (batch and patch scaled down for CPUs; the histogram weight, which the
+# original's gradient-free histogram never exercised, set to 0.1 from measurements:
+# README), ImageDenoisingGAN's its blog's.
+_COMMON = dict(
+    psz=256,
+    mbsz=16,
+    itd=1,
+    d_every=1,
+    g_warmup=0,
+    d_warmup=0,
+    lr_d=1e-4,
+    lmse=0.0,
+    ll1=0.0,
+    lpyr=0.0,
+    lhist=0.0,
+    lsmooth=0.0,
+    lperc=0.0,
+    vgg="vgg19",
+    vgg_layer="block5_pool",
+)
+_ADL = dict(
+    _COMMON,
+    mbsz=4,
+    d_every=3,
+    g_warmup=1000,
+    d_warmup=200,
+    lr_d=5e-5,
+    gan_loss="hinge",
+    ll1=1.0,
+    lpyr=1.0,
+    lhist=0.1,
+    ladv=1e-3,
+)
+FAMILY_DEFAULTS: dict[str, dict] = {
+    "tomogan": dict(_COMMON, itd=2, gan_loss="wgan-gp", lmse=1.0, ladv=6e-4, lperc=6e-5),
+    "adl": _ADL,
+    "adl3d": dict(_ADL, psz=64, mbsz=2),
+    "idgan": dict(
+        _COMMON,
+        gan_loss="bce",
+        lmse=1.0,
+        lsmooth=1e-4,
+        ladv=0.5,
+        lperc=1.0,
+        vgg="vgg16",
+        vgg_layer="block2_conv2",
+    ),
+}
 
 
 def _opt(default, help: str, choices=None):
     return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _family_opt(help: str, choices=None):
+    """A field defaulting to None, resolved per model family by `TrainConfig.validate`."""
+    return _opt(None, help, choices)
 
 
 @dataclass
@@ -31,38 +87,65 @@ class TrainConfig:
         "Run directory: config, checkpoints, logs, models. "
         "Training resumes if it already holds a run.",
     )
-    model: str = _opt("tomogan", "Model family.", sorted(GENERATORS))
-    depth: int = _opt(1, "Adjacent slices stacked as input channels (odd); centre one is denoised.")
+    model: str = _opt("tomogan", "Model family.", list(FAMILIES))
+    depth: int = _opt(
+        1,
+        "Adjacent slices stacked as input channels (odd); centre one is denoised. "
+        "3-D models (adl3d) read sub-volumes instead and take 1.",
+    )
     residual: bool = _opt(
         False,
-        "Predict the noise and subtract it from the input (TomoGAN's original is a direct output).",
+        "TomoGAN only: predict the noise and subtract it from the input "
+        "(the paper's is a direct output; idgan is always residual).",
     )
-    psz: int = _opt(256, "Training patch size in pixels (multiple of 8).")
-    mbsz: int = _opt(16, "Mini-batch size.")
+    psz: int | None = _family_opt(
+        "Training patch size in pixels (multiple of 8; cube side in 3-D)."
+    )
+    mbsz: int | None = _family_opt("Mini-batch size.")
     maxiter: int = _opt(8000, "Training iterations (each: itg generator steps, itd critic steps).")
     itg: int = _opt(1, "Generator steps per iteration, each on a fresh batch.")
-    itd: int = _opt(2, "Discriminator steps per iteration, each on a fresh batch.")
+    itd: int | None = _family_opt("Discriminator steps per iteration, each on a fresh batch.")
+    d_every: int | None = _family_opt(
+        "After the warm-ups, run the discriminator steps every this many iterations."
+    )
+    g_warmup: int | None = _family_opt(
+        "First iterations train the generator alone (no adversarial term, no critic)."
+    )
+    d_warmup: int | None = _family_opt(
+        "Then iterations that train the critic alone against the warmed-up generator."
+    )
     lr_g: float = _opt(1e-4, "Adam learning rate of the generator.")
-    lr_d: float = _opt(1e-4, "Adam learning rate of the discriminator.")
-    gan_loss: str = _opt(
-        "wgan-gp",
-        "Adversarial loss: Wasserstein with gradient penalty, "
-        "Wasserstein with weight clipping, or binary cross-entropy.",
+    lr_d: float | None = _family_opt("Adam learning rate of the discriminator.")
+    gan_loss: str | None = _family_opt(
+        "Adversarial loss: Wasserstein with gradient penalty, Wasserstein with weight "
+        "clipping, binary cross-entropy or hinge.",
         list(GAN_LOSSES),
     )
-    lmse: float = _opt(1.0, "Weight of the pixel MSE.")
-    ladv: float = _opt(6e-4, "Weight of the adversarial term; 0 trains without a discriminator.")
-    lperc: float = _opt(6e-5, "Weight of the VGG19 perceptual term; 0 disables it.")
+    lmse: float | None = _family_opt("Weight of the pixel MSE (at every output scale).")
+    ll1: float | None = _family_opt("Weight of the pixel L1 (at every output scale).")
+    lpyr: float | None = _family_opt("Weight of ADL's a-trous pyramid (edge) loss, every scale.")
+    lhist: float | None = _family_opt("Weight of ADL's soft-histogram loss, every scale.")
+    lsmooth: float | None = _family_opt("Weight of ImageDenoisingGAN's smoothness term.")
+    ladv: float | None = _family_opt(
+        "Weight of the adversarial term; 0 trains without a discriminator."
+    )
+    lperc: float | None = _family_opt("Weight of the VGG perceptual term; 0 disables it.")
+    vgg: str | None = _family_opt("VGG network of the perceptual term.", list(VGG_NETWORKS))
+    vgg_layer: str | None = _family_opt("VGG layer whose features the perceptual term compares.")
     vgg_weights: str = _opt(
         "imagenet",
-        "VGG19 weights for the perceptual loss: 'imagenet' "
+        "VGG weights for the perceptual loss: 'imagenet' "
         "(Keras download, cached in ~/.keras/models), a local .h5 file, "
         "or 'none' to train without the perceptual term.",
     )
     gp_weight: float = _opt(10.0, "Gradient-penalty weight for wgan-gp.")
     wgan_clip: float = _opt(0.01, "Critic weight clipping for wgan.")
     val_every: int = _opt(100, "Validate, log images and checkpoint every this many iterations.")
-    val_slices: int = _opt(16, "Validation slices, evenly spaced over the stack (0 = all).")
+    val_slices: int = _opt(
+        16,
+        "Validation slices, evenly spaced over the stack (0 = all); "
+        "3-D: validation cubes of side --psz.",
+    )
     log_every: int = _opt(10, "Write training losses to TensorBoard every this many iterations.")
     seed: int = _opt(0, "Seed of weights and patch sampling; the same seed repeats the run.")
     augment: bool = _opt(True, "Random flips and 90-degree rotations of the training patches.")
@@ -96,36 +179,84 @@ class TrainConfig:
         "augment",
     )
 
+    def resolve_defaults(self) -> TrainConfig:
+        """Give every unset family-dependent setting its model family's value."""
+        defaults = FAMILY_DEFAULTS.get(self.model, FAMILY_DEFAULTS["tomogan"])
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        return self
+
     def validate(self) -> TrainConfig:
-        """Raise `InputError` for settings that cannot work."""
+        """Resolve the family defaults; raise `InputError` for settings that cannot work."""
+        if self.model not in FAMILIES:
+            raise InputError(None, f"--model must be one of {', '.join(FAMILIES)}")
+        self.resolve_defaults()
+        family = get_family(self.model)
         problems = []
         if not self.h5:
             problems.append("--h5 is required")
         if self.depth < 1 or self.depth % 2 == 0:
             problems.append(f"--depth must be a positive odd number, got {self.depth}")
+        if family.dims == 3 and self.depth != 1:
+            problems.append(f"--model {self.model} reads sub-volumes: --depth must be 1")
+        if self.residual and self.model != "tomogan":
+            problems.append("--residual applies to --model tomogan only")
         if self.psz < 8 or self.psz % 8:
             problems.append(f"--psz must be a positive multiple of 8, got {self.psz}")
-        for name in ("mbsz", "maxiter", "itg", "val_every", "log_every", "max_keep"):
+        for name in ("mbsz", "maxiter", "itg", "d_every", "val_every", "log_every", "max_keep"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name} must be at least 1")
-        if self.itd < 0 or self.val_slices < 0:
-            problems.append("--itd and --val_slices must not be negative")
-        for name in ("lmse", "ladv", "lperc", "lr_g", "lr_d", "gp_weight", "wgan_clip"):
+        for name in ("itd", "val_slices", "g_warmup", "d_warmup"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name} must not be negative")
+        for name in (
+            "lmse",
+            "ll1",
+            "lpyr",
+            "lhist",
+            "lsmooth",
+            "ladv",
+            "lperc",
+            "lr_g",
+            "lr_d",
+            "gp_weight",
+            "wgan_clip",
+        ):
+            if getattr(self, name) < 0:
+                problems.append(f"--{name} must not be negative")
+        if max(self.lmse, self.ll1, self.lpyr, self.lhist) == 0:
+            problems.append("one of --lmse, --ll1, --lpyr, --lhist must be positive")
+        if self.uses_perceptual and family.dims == 3:
+            problems.append(f"--model {self.model} is 3-D; the VGG perceptual term needs --lperc 0")
         if self.uses_perceptual and self.psz < 32:
-            problems.append("--psz must be at least 32 for the VGG perceptual loss (5 poolings)")
+            problems.append("--psz must be at least 32 for the VGG perceptual loss")
         if self.ladv > 0 and self.itd == 0:
             problems.append("--ladv > 0 needs --itd >= 1 to train the discriminator")
         if not 0 <= self.norm_low < self.norm_high <= 100:
             problems.append("need 0 <= --norm_low < --norm_high <= 100")
         if self.gan_loss not in GAN_LOSSES:
             problems.append(f"--gan_loss must be one of {', '.join(GAN_LOSSES)}")
-        if self.model not in GENERATORS:
-            problems.append(f"--model must be one of {', '.join(sorted(GENERATORS))}")
+        if self.vgg not in VGG_NETWORKS:
+            problems.append(f"--vgg must be one of {', '.join(VGG_NETWORKS)}")
         if problems:
             raise InputError(None, "; ".join(problems))
         return self
+
+    def trainer_options(self) -> dict:
+        """The `GANTrainer` keyword arguments these settings give (after `validate`)."""
+        names = (
+            "gan_loss", "lmse", "ll1", "lpyr", "lhist", "lsmooth", "ladv", "lperc",
+            "itg", "itd", "d_every", "g_warmup", "d_warmup", "gp_weight", "wgan_clip",
+        )  # fmt: skip
+        return {
+            **{name: getattr(self, name) for name in names},
+            "input_multiple": get_family(self.model).input_multiple,
+        }
+
+    @property
+    def dims(self) -> int:
+        return get_family(self.model).dims
 
     @property
     def uses_discriminator(self) -> bool:

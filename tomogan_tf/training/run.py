@@ -25,6 +25,7 @@ from tomogan_tf.data import (
     StackInfo,
     StackReader,
     check_pair,
+    cube_dataset,
     fit_normalizer,
     open_h5,
     patch_dataset,
@@ -32,8 +33,8 @@ from tomogan_tf.data import (
 )
 from tomogan_tf.data.normalization import Normalizer
 from tomogan_tf.errors import InputError
-from tomogan_tf.losses import VGGPerceptualLoss, load_vgg19
-from tomogan_tf.models import INPUT_MULTIPLE, build_discriminator, build_generator
+from tomogan_tf.losses import VGGPerceptualLoss, load_vgg
+from tomogan_tf.models import build_discriminator, build_generator
 from tomogan_tf.training.callbacks import RunCheckpoint, StopAtIteration, TensorBoardLogger
 from tomogan_tf.training.config import TrainConfig
 from tomogan_tf.training.trainer import GANTrainer
@@ -79,7 +80,8 @@ def _saved_best_psnr(logdir: str) -> float:
 
 def _build_trainer(config: TrainConfig) -> GANTrainer:
     keras.utils.set_random_seed(config.seed)
-    generator = build_generator(config.model, depth=config.depth, residual=config.residual)
+    options = {"residual": config.residual} if config.model == "tomogan" else {}
+    generator = build_generator(config.model, depth=config.depth, **options)
     discriminator = (
         build_discriminator(config.model, patch_size=config.psz)
         if config.uses_discriminator
@@ -87,23 +89,14 @@ def _build_trainer(config: TrainConfig) -> GANTrainer:
     )
     perceptual = None
     if config.uses_perceptual:
-        perceptual = VGGPerceptualLoss(load_vgg19(config.vgg_weights))
+        vgg = load_vgg(config.vgg_weights, config.vgg)
+        try:
+            perceptual = VGGPerceptualLoss(vgg, config.vgg_layer)
+        except ValueError as err:
+            raise InputError(None, f"--vgg_layer: {err}") from None
     if config.lperc > 0 and perceptual is None:
         logging.info("--vgg_weights none: training without the perceptual term")
-    trainer = GANTrainer(
-        generator,
-        discriminator,
-        perceptual,
-        gan_loss=config.gan_loss,
-        lmse=config.lmse,
-        ladv=config.ladv,
-        lperc=config.lperc,
-        itg=config.itg,
-        itd=config.itd,
-        gp_weight=config.gp_weight,
-        wgan_clip=config.wgan_clip,
-        input_multiple=INPUT_MULTIPLE[config.model],
-    )
+    trainer = GANTrainer(generator, discriminator, perceptual, **config.trainer_options())
     trainer.compile(
         keras.optimizers.Adam(config.lr_g),
         keras.optimizers.Adam(config.lr_d) if discriminator is not None else None,
@@ -128,9 +121,19 @@ def _inspect_data(config: TrainConfig) -> tuple[StackInfo, StackInfo]:
 
     Runs (and frees every h5py object) before any tf.data reader thread starts.
     """
+    volumes = config.dims == 3
     with open_h5(config.h5) as f:
         train_info, _ = check_pair(f, config.ns_key, config.gt_key, min_size=config.psz)
-        val_info, _ = check_pair(f, config.val_ns_key, config.val_gt_key, min_size=8)
+        val_info, _ = check_pair(
+            f, config.val_ns_key, config.val_gt_key, min_size=config.psz if volumes else 8
+        )
+        for info in (train_info, val_info) if volumes else ():
+            if info.shape[0] < config.psz:
+                raise InputError(
+                    config.h5,
+                    f"dataset '{info.key}' has {info.shape[0]} slices; --model {config.model}"
+                    f" trains on cubes of --psz {config.psz} and needs at least that many",
+                )
         if config.normalization is None:
             normalizer = fit_normalizer(f, config.ns_key, (config.norm_low, config.norm_high))
             config.normalization = normalizer.to_dict()
@@ -180,22 +183,32 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
         group=trainer.group_size,
         augment=config.augment,
         start=start * trainer.group_size * config.mbsz,
+        volumes=config.dims == 3,
     )
-    n_val = val_info.shape[0]
-    count = n_val if config.val_slices == 0 else min(n_val, config.val_slices)
-    val_indices = np.unique(np.linspace(0, n_val - 1, count).astype(int))
-    val_slices = slice_dataset(val_reader, val_info.shape, val_indices, normalizer)
-    panel_pairs = [
-        val_reader.read(i, 0, 0, *val_info.shape[1:]) for i in val_indices[:PANEL_IMAGES]
-    ]
-    panel = tuple(normalizer.apply(np.stack(images)) for images in zip(*panel_pairs, strict=True))
+    if config.dims == 3:
+        val_data = cube_dataset(
+            val_reader, val_info.shape, config.val_slices, config.psz, normalizer
+        )
+        # The first validation cube; the panel shows its middle slice.
+        panel = tuple(normalizer.apply(a[None]) for a in val_reader.read_block(0, 0, 0, config.psz))
+    else:
+        n_val = val_info.shape[0]
+        count = n_val if config.val_slices == 0 else min(n_val, config.val_slices)
+        val_indices = np.unique(np.linspace(0, n_val - 1, count).astype(int))
+        val_data = slice_dataset(val_reader, val_info.shape, val_indices, normalizer)
+        panel_pairs = [
+            val_reader.read(i, 0, 0, *val_info.shape[1:]) for i in val_indices[:PANEL_IMAGES]
+        ]
+        panel = tuple(
+            normalizer.apply(np.stack(images)) for images in zip(*panel_pairs, strict=True)
+        )
 
     trainer.fit(
         patches,
         steps_per_epoch=config.val_every,
         epochs=math.ceil(config.maxiter / config.val_every),
         initial_epoch=start // config.val_every,
-        validation_data=val_slices,
+        validation_data=val_data,
         callbacks=[
             StopAtIteration(config.maxiter),
             TensorBoardLogger(os.path.join(config.logdir, "logs"), config.log_every, panel),

@@ -1,9 +1,18 @@
 """The GAN training step: a `keras.Model` whose `train_step` Keras compiles.
 
-One call of `train_step` is one TomoGAN iteration: ``itg`` generator steps, then
-``itd`` discriminator steps, each on its own fresh batch (the data pipeline hands
-over ``itg + itd`` batches at once). With ``ladv = 0`` there is no discriminator
-and nothing is spent on it.
+One call of `train_step` is one iteration: ``itg`` generator steps, then ``itd``
+discriminator steps, each on its own fresh batch (the data pipeline hands over
+``itg + itd`` batches at once). The same step trains every model family; what
+differs between them is the loss weights and the schedule:
+
+* generator loss = reconstruction terms at every output scale (MSE, L1, a-trous
+  pyramid, soft histogram) + smoothness + VGG perceptual + adversarial, each
+  weighted, a weight of 0 skipping its term;
+* schedule = ``g_warmup`` iterations training the generator alone, then
+  ``d_warmup`` iterations training the critic alone, then both, the critic every
+  ``d_every`` iterations (ADL's recipe; TomoGAN and ImageDenoisingGAN use 0, 0, 1).
+
+With ``ladv = 0`` there is no discriminator and nothing is spent on it.
 """
 
 from __future__ import annotations
@@ -12,25 +21,35 @@ import keras
 import tensorflow as tf
 
 from tomogan_tf.losses import (
+    as_outputs,
     discriminator_loss,
     generator_loss,
     gradient_penalty,
-    mean_squared_error,
+    reconstruction_loss,
+    smoothness_loss,
 )
 from tomogan_tf.metrics import image_metrics
 from tomogan_tf.models.padding import pad_to_multiple
 
+# Reconstruction weights (constructor argument -> term of `reconstruction_loss`).
+_RECONSTRUCTION_WEIGHTS = {"lmse": "mse", "ll1": "l1", "lpyr": "pyramid", "lhist": "histogram"}
+
 
 class GANTrainer(keras.Model):
-    """Trains a generator with pixel MSE, an adversarial and a perceptual term.
+    """Trains a generator against the weighted losses and schedule of its family.
 
     Args:
-        generator: maps (batch, H, W, depth) noisy stacks to (batch, H, W, 1).
-        discriminator: critic on (batch, P, P, 1) images, or None when ``ladv == 0``.
+        generator: maps (batch, H, W, depth) noisy stacks, or (batch, D, H, W, 1)
+            volumes, to one image/volume or a list of them, finest first.
+        discriminator: critic of generated vs clean images (one logit map or a
+            list), or None when ``ladv == 0``.
         perceptual: callable ``(clean, denoised) -> scalar``, or None.
-        gan_loss: ``"wgan-gp"``, ``"wgan"`` or ``"bce"``.
-        lmse, ladv, lperc: loss weights.
+        gan_loss: ``"wgan-gp"``, ``"wgan"``, ``"bce"`` or ``"hinge"``.
+        lmse, ll1, lpyr, lhist: reconstruction weights, applied at every scale.
+        lsmooth, lperc, ladv: smoothness, perceptual and adversarial weights, on
+            the full-resolution output.
         itg, itd: generator and discriminator steps per iteration.
+        d_every, g_warmup, d_warmup: the schedule (see the module docstring).
         gp_weight: gradient-penalty weight (``wgan-gp``).
         wgan_clip: critic weight clipping (``wgan``).
         input_multiple: H and W the generator needs to divide; validation pads to it.
@@ -49,10 +68,17 @@ class GANTrainer(keras.Model):
         *,
         gan_loss: str = "wgan-gp",
         lmse: float = 1.0,
+        ll1: float = 0.0,
+        lpyr: float = 0.0,
+        lhist: float = 0.0,
+        lsmooth: float = 0.0,
         ladv: float = 6e-4,
         lperc: float = 6e-5,
         itg: int = 1,
         itd: int = 2,
+        d_every: int = 1,
+        g_warmup: int = 0,
+        d_warmup: int = 0,
         gp_weight: float = 10.0,
         wgan_clip: float = 0.01,
         input_multiple: int = 8,
@@ -63,13 +89,18 @@ class GANTrainer(keras.Model):
         self.discriminator = discriminator if ladv > 0 else None
         self.perceptual = perceptual if lperc > 0 else None
         self.gan_loss = gan_loss
-        self.lmse, self.ladv, self.lperc = lmse, ladv, lperc
+        weights = {"lmse": lmse, "ll1": ll1, "lpyr": lpyr, "lhist": lhist}
+        self.reconstruction = {_RECONSTRUCTION_WEIGHTS[k]: v for k, v in weights.items() if v}
+        self.lsmooth, self.ladv, self.lperc = lsmooth, ladv, lperc
         self.itg, self.itd = itg, (itd if self.discriminator is not None else 0)
+        self.d_every, self.g_warmup, self.d_warmup = d_every, g_warmup, d_warmup
         self.gp_weight, self.wgan_clip = gp_weight, wgan_clip
         self.input_multiple = input_multiple
         # Completed iterations, checkpointed so a resumed run continues the count.
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
-        names = ["g_loss", "mse"]
+        names = ["g_loss", *self.reconstruction]
+        if self.lsmooth > 0:
+            names.append("smooth")
         if self.discriminator is not None:
             names += ["adv", "d_loss"] + (["gp"] if gan_loss == "wgan-gp" else [])
         if self.perceptual is not None:
@@ -97,39 +128,60 @@ class GANTrainer(keras.Model):
         return [*self.trackers.values(), *self.val_trackers.values()]
 
     def call(self, inputs, training=False):
-        return self.generator(inputs, training=training)
+        return as_outputs(self.generator(inputs, training=training))[0]
 
-    def _generator_step(self, noisy, clean):
+    # ------------------------------------------------------------------ losses
+    def generator_losses(self, noisy, clean, adversarial=True):
+        """``(total, terms)`` of the generator on one batch; differentiable.
+
+        ``adversarial`` switches the adversarial term: a Python bool, or a boolean
+        tensor (the schedule's warm-up), which weights the term by 0 instead.
+        """
+        outputs = as_outputs(self.generator(noisy, training=True))
+        denoised = outputs[0]
+        total, terms = reconstruction_loss(clean, outputs, self.reconstruction)
+        if self.lsmooth > 0:
+            terms["smooth"] = smoothness_loss(denoised)
+            total += self.lsmooth * terms["smooth"]
+        if self.perceptual is not None:
+            terms["perc"] = self.perceptual(clean, denoised)
+            total += self.lperc * terms["perc"]
+        if adversarial is not False and self.discriminator is not None:
+            fake = self.discriminator(denoised, training=False)
+            terms["adv"] = generator_loss(self.gan_loss, fake)
+            weight = self.ladv if adversarial is True else tf.where(adversarial, self.ladv, 0.0)
+            total += weight * terms["adv"]
+        return total, terms
+
+    def discriminator_losses(self, noisy, clean):
+        """``(total, terms)`` of the critic on one batch, shown the DENOISED output."""
+        denoised = as_outputs(self.generator(noisy, training=False))[0]
+        clean = tf.cast(clean, denoised.dtype)
+        real = self.discriminator(clean, training=True)
+        fake = self.discriminator(denoised, training=True)
+        total = discriminator_loss(self.gan_loss, real, fake)
+        terms = {}
+        if self.gan_loss == "wgan-gp":
+            terms["gp"] = gradient_penalty(self.discriminator, clean, denoised)
+            total += self.gp_weight * terms["gp"]
+        return total, terms
+
+    # ------------------------------------------------------------------ steps
+    def _generator_step(self, noisy, clean, adversarial):
         with tf.GradientTape() as tape:
-            denoised = self.generator(noisy, training=True)
-            mse = mean_squared_error(clean, denoised)
-            loss = self.lmse * mse
-            if self.discriminator is not None:
-                adv = generator_loss(self.gan_loss, self.discriminator(denoised, training=False))
-                loss += self.ladv * adv
-                self.trackers["adv"].update_state(adv)
-            if self.perceptual is not None:
-                perc = self.perceptual(clean, denoised)
-                loss += self.lperc * perc
-                self.trackers["perc"].update_state(perc)
+            loss, terms = self.generator_losses(noisy, clean, adversarial)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(
             zip(tape.gradient(loss, variables), variables, strict=True)
         )
         self.trackers["g_loss"].update_state(loss)
-        self.trackers["mse"].update_state(mse)
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return tf.constant(True)
 
     def _discriminator_step(self, noisy, clean):
-        denoised = self.generator(noisy, training=False)
-        clean = tf.cast(clean, denoised.dtype)
         with tf.GradientTape() as tape:
-            real = self.discriminator(clean, training=True)
-            fake = self.discriminator(denoised, training=True)
-            loss = discriminator_loss(self.gan_loss, real, fake)
-            if self.gan_loss == "wgan-gp":
-                gp = gradient_penalty(self.discriminator, clean, denoised)
-                loss += self.gp_weight * gp
-                self.trackers["gp"].update_state(gp)
+            loss, terms = self.discriminator_losses(noisy, clean)
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(
             zip(tape.gradient(loss, variables), variables, strict=True)
@@ -138,20 +190,56 @@ class GANTrainer(keras.Model):
             for v in variables:
                 v.assign(tf.clip_by_value(v, -self.wgan_clip, self.wgan_clip))
         self.trackers["d_loss"].update_state(loss)
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return tf.constant(True)
+
+    def phase(self, iteration):
+        """``(train_generator, with_adversarial, train_discriminator)`` at ``iteration``.
+
+        Python bools when the schedule is constant (no warm-up, critic every step),
+        boolean tensors otherwise.
+        """
+        if self.discriminator is None:
+            return True, False, False
+        if self.g_warmup == 0 and self.d_warmup == 0 and self.d_every == 1:
+            return True, True, True
+        joint = self.g_warmup + self.d_warmup
+        in_joint = iteration >= joint
+        train_g = (iteration < self.g_warmup) | in_joint
+        train_d = (iteration >= self.g_warmup) & (
+            ~in_joint | ((iteration - joint) % self.d_every == 0)
+        )
+        return train_g, in_joint, train_d
+
+    @staticmethod
+    def _maybe(condition, step, *args):
+        """Run ``step(*args)`` if ``condition``: a Python `if`, or a `tf.cond` for tensors."""
+        if isinstance(condition, bool):
+            return step(*args) if condition else None
+        return tf.cond(condition, lambda: step(*args), lambda: tf.constant(False))
 
     def train_step(self, data):
-        noisy, clean = data  # (itg + itd, batch, P, P, depth) and (..., 1)
+        noisy, clean = data  # (itg + itd, batch, ...spatial, depth) and (..., 1)
+        train_g, adversarial, train_d = self.phase(self.iteration)
         for k in range(self.itg):
-            self._generator_step(noisy[k], clean[k])
+            self._maybe(train_g, self._generator_step, noisy[k], clean[k], adversarial)
         for k in range(self.itg, self.itg + self.itd):
-            self._discriminator_step(noisy[k], clean[k])
+            self._maybe(train_d, self._discriminator_step, noisy[k], clean[k])
         self.iteration.assign_add(1)
         return {name: t.result() for name, t in self.trackers.items()}
 
+    # ------------------------------------------------------------------ validation
     def denoise(self, noisy):
-        """Generator output for images of any H, W (reflect-padded, then cropped back)."""
+        """Full-resolution output for images of any H, W (reflect-padded, then cropped).
+
+        Volumes (rank 5) must already have sizes that are multiples of the input
+        multiple (validation cubes are cut that way).
+        """
+        if len(noisy.shape) == 5:
+            return self(noisy, training=False)
         padded, height, width = pad_to_multiple(noisy, self.input_multiple)
-        return self.generator(padded, training=False)[:, :height, :width, :]
+        return self(padded, training=False)[:, :height, :width, :]
 
     def test_step(self, data):
         noisy, clean = data
