@@ -21,21 +21,21 @@ import keras
 import numpy as np
 
 from tomogan_tf import build_discriminator, build_generator
-from tomogan_tf.data import StackReader, fit_normalizer, open_h5, patch_dataset
+from tomogan_tf.data import StackReader, fit_normalizer, open_h5, open_stack, patch_dataset
 from tomogan_tf.training import GANTrainer
 
 
 def stack_shape_and_normalizer(path: str):
     with open_h5(path) as f:
-        return f["train_ns"].shape, fit_normalizer(f, "train_ns")
+        return f["train_ns"].shape, fit_normalizer(f, open_stack(f, "train_ns"))
 
 
 def pipeline_rate(path: str, psz: int, mbsz: int, batches: int) -> tuple[float, float]:
     shape, normalizer = stack_shape_and_normalizer(path)
     with h5py.File(path, "r") as f:
         in_memory = f["train_ns"][...]
-    reader = StackReader(path, "train_ns", "train_gt", depth=3)
-    ds = patch_dataset(reader, shape, psz, mbsz, normalizer, group=3)
+    reader = StackReader.open(path, "train_ns", "train_gt", depth=3)
+    ds = patch_dataset(reader, psz, mbsz, normalizer, group=3)
     iterator = iter(ds)
     next(iterator)  # warm-up
     start = time.perf_counter()
@@ -54,12 +54,12 @@ def pipeline_rate(path: str, psz: int, mbsz: int, batches: int) -> tuple[float, 
 
 def iteration_time(path: str, psz: int, mbsz: int, steps: int, **losses) -> float:
     keras.utils.set_random_seed(0)
-    shape, normalizer = stack_shape_and_normalizer(path)
+    _shape, normalizer = stack_shape_and_normalizer(path)
     d = build_discriminator("tomogan", patch_size=psz)
     trainer = GANTrainer(build_generator("tomogan"), d, **losses)
     trainer.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4))
-    reader = StackReader(path, "train_ns", "train_gt")
-    data = patch_dataset(reader, shape, psz, mbsz, normalizer, group=trainer.group_size)
+    reader = StackReader.open(path, "train_ns", "train_gt")
+    data = patch_dataset(reader, psz, mbsz, normalizer, group=trainer.group_size)
     trainer.fit(data, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)  # trace
     start = time.perf_counter()
     trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)

@@ -2,12 +2,29 @@
 
 Usage::
 
-    python -m data_tools.make_ct_dataset --out data.h5 [--n_train 64 --n_test 16 --i0 1e4 ...]
+    python -m data_tools.make_ct_dataset --out data.h5 [--kind supervised|noisy|pairs]
+        [--n_train 64 --n_test 16 --i0 1e4 ...]
 
-The file holds ``train_ns``, ``train_gt``, ``test_ns``, ``test_gt`` (N, H, W) float32 in
-attenuation units (1/mm), ``ns`` = low-dose (noisy) and ``gt`` = full-dose (clean)
-reconstruction, plus ``theta`` (projection angles in degrees) and the simulation settings as
-root attributes.
+All stacks are (N, H, W) float32 in attenuation units (1/mm): ``ns`` = low-dose (noisy),
+``ns2`` = a second, independent low-dose scan of the same slices, ``gt`` = full-dose (clean)
+reconstruction.  The file also holds ``theta`` (projection angles in degrees) and the
+simulation settings as root attributes.  Which stacks are written depends on ``--kind``:
+
+``supervised`` (default)
+    ``train_ns``, ``train_gt``, ``test_ns``, ``test_gt``: noisy/clean pairs for supervised
+    training (TomoGAN).
+``noisy``
+    ``train_ns`` only for training (no clean training data, as in a real experiment), plus
+    ``test_ns`` and ``test_gt``.  ``test_gt`` is for evaluation only: self-supervised training
+    (Noise2Self-style blind-spot methods) never reads it.
+``pairs``
+    ``train_ns`` and ``train_ns2``, two independent Poisson noise draws of the same slices,
+    each reconstructed by the same FBP (Noise2Noise training pairs), plus ``test_ns``,
+    ``test_ns2`` and ``test_gt`` (again, ``test_gt`` for evaluation only).
+
+For a given seed, ``train_ns`` and ``test_ns`` (and ``*_gt``) are identical across kinds: the
+second noise draw comes from its own random stream, so ``supervised`` files are bit-identical
+to those written before ``--kind`` existed.  Non-supervised files carry a ``kind`` attribute.
 
 Per slice:
 
@@ -19,8 +36,8 @@ Per slice:
 2. The slice is rendered at 2x resolution and 2x2-mean downsampled (partial-volume edges).
 3. Line integrals ``p = radon(mu) * pixel_mm`` (parallel beam, ``circle=True``).
 4. Low dose as in LoDoPaB-CT: ``counts ~ Poisson(i0 * exp(-p))``, clamped at >= 0.1,
-   ``p_noisy = -log(counts / i0)``.
-5. Both sinograms are reconstructed with ramp-filtered back-projection, so clean and noisy
+   ``p_noisy = -log(counts / i0)`` (for ``pairs``, a second independent ``counts`` draw).
+5. All sinograms are reconstructed with ramp-filtered back-projection, so clean and noisy
    share the same view-sampling artefacts and differ only by the dose noise (the TomoGAN
    convention).
 """
@@ -43,6 +60,7 @@ __all__ = [
     "DEFAULT_FOV_MM",
     "DEFAULT_VIEWS",
     "GENERATOR",
+    "KINDS",
     "CTDatasetError",
     "OutputExistsError",
     "Phantom3D",
@@ -67,6 +85,12 @@ DEFAULT_FOV_MM = 256.0
 SLICE_STEP = 0.02
 #: Lowest photon count kept before taking the log (LoDoPaB-CT convention).
 COUNT_FLOOR = 0.1
+#: Dataset kinds and the stacks each writes per split (train, test), in writing order.
+KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "supervised": (("ns", "gt"), ("ns", "gt")),
+    "noisy": (("ns",), ("ns", "gt")),
+    "pairs": (("ns", "ns2"), ("ns", "ns2", "gt")),
+}
 
 _SUPERSAMPLE = 2
 _RADIUS = 0.9  # all anatomy lies inside this normalised radius (reconstruction circle is 1)
@@ -622,20 +646,30 @@ def simulate_scan(
     i0: float,
     pixel_mm: float,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
+    pair_rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, ...]:
     """Low-dose and noise-free FBP reconstructions (1/mm, float64) of attenuation image ``mu``.
 
     Both come from the same geometry and filter, so they differ only by Poisson noise of
-    ``i0`` photons per ray (LoDoPaB-CT model, counts clamped at ``COUNT_FLOOR``).
+    ``i0`` photons per ray (LoDoPaB-CT model, counts clamped at ``COUNT_FLOOR``).  Returns
+    ``(noisy, clean)``; with ``pair_rng``, ``(noisy, clean, noisy2)`` where ``noisy2`` is a
+    second scan whose noise is drawn from ``pair_rng`` (``rng`` is used exactly as without it,
+    so ``noisy`` and ``clean`` do not change).
     """
     size = mu.shape[0]
     p = radon(mu, theta=theta, circle=True) * pixel_mm
-    counts = rng.poisson(i0 * np.exp(-p)).astype(np.float64)
-    p_noisy = -np.log(np.maximum(counts, COUNT_FLOOR) / i0)
     recon = dict(theta=theta, output_size=size, filter_name="ramp", circle=True)
+
+    def low_dose(gen: np.random.Generator) -> np.ndarray:
+        counts = gen.poisson(i0 * np.exp(-p)).astype(np.float64)
+        p_noisy = -np.log(np.maximum(counts, COUNT_FLOOR) / i0)
+        return iradon(p_noisy, **recon) / pixel_mm
+
+    noisy = low_dose(rng)
     clean = iradon(p, **recon) / pixel_mm
-    noisy = iradon(p_noisy, **recon) / pixel_mm
-    return noisy, clean
+    if pair_rng is None:
+        return noisy, clean
+    return noisy, clean, low_dose(pair_rng)
 
 
 def _theta(views: int) -> np.ndarray:
@@ -672,13 +706,16 @@ def simulate_slices(
     pixel_mm: float | None = None,
     slices_per_volume: int = 16,
     rng: np.random.Generator | int | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    pairs: bool = False,
+) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield ``n`` (noisy, clean) float32 (size, size) reconstructions, one slice at a time.
 
     Slices come in runs of ``slices_per_volume`` adjacent slices (SLICE_STEP apart) through one
     random 3D phantom; each run uses its own child seed drawn from ``rng``, so the first k
     volumes do not depend on ``n``.  ``pixel_mm`` defaults to DEFAULT_FOV_MM / size.
-    Arguments are validated immediately (CTDatasetError), not on first iteration.
+    With ``pairs``, yields (noisy, clean, noisy2): ``noisy2`` is a second scan with noise from
+    an extra child seed of each run, so ``noisy`` and ``clean`` are the same as without
+    ``pairs``.  Arguments are validated immediately (CTDatasetError), not on first iteration.
     """
     if pixel_mm is None:
         pixel_mm = _default_pixel_mm(size)
@@ -687,7 +724,14 @@ def simulate_slices(
     )
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     return _slices(
-        int(n), int(size), int(views), float(i0), float(pixel_mm), int(slices_per_volume), gen
+        int(n),
+        int(size),
+        int(views),
+        float(i0),
+        float(pixel_mm),
+        int(slices_per_volume),
+        gen,
+        bool(pairs),
     )
 
 
@@ -699,18 +743,21 @@ def _slices(
     pixel_mm: float,
     per_volume: int,
     rng: np.random.Generator,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    pairs: bool = False,
+) -> Iterator[tuple[np.ndarray, ...]]:
     theta = _theta(views)
     done = 0
     while done < n:
         vol_seed = np.random.SeedSequence(int(rng.integers(2**63)))
         phantom_rng, noise_rng = (np.random.default_rng(s) for s in vol_seed.spawn(2))
+        # a third child seed (spawning more children never changes the first two)
+        pair_rng = np.random.default_rng(vol_seed.spawn(1)[0]) if pairs else None
         z_center = (per_volume - 1) * SLICE_STEP / 2
         phantom = random_phantom(phantom_rng, z_center)
         for k in range(min(per_volume, n - done)):
             mu = phantom_slice(phantom, k * SLICE_STEP, size)
-            noisy, clean = simulate_scan(mu, theta, i0, pixel_mm, noise_rng)
-            yield noisy.astype(np.float32), clean.astype(np.float32)
+            scans = simulate_scan(mu, theta, i0, pixel_mm, noise_rng, pair_rng)
+            yield tuple(scan.astype(np.float32) for scan in scans)
             done += 1
 
 
@@ -739,8 +786,11 @@ def mean_psnr(noisy: np.ndarray, clean: np.ndarray) -> float:
 class _Progress:
     """Progress with ETA on stderr: one rewritten line on a terminal, else a line per 10%."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(
+        self, total: int, enabled: bool, prog: str = "make_ct_dataset", unit: str = "slices"
+    ) -> None:
         self.total, self.enabled = total, enabled
+        self.prog, self.unit = prog, unit
         self.start = time.monotonic()
         self.live = enabled and sys.stderr.isatty()
         self.reported = 0  # tenths already logged when not on a terminal
@@ -755,7 +805,7 @@ class _Progress:
         elapsed = time.monotonic() - self.start
         eta = elapsed / done * (self.total - done) if done else float("nan")
         line = (
-            f"make_ct_dataset: {label} {done}/{self.total} slices, "
+            f"{self.prog}: {label} {done}/{self.total} {self.unit}, "
             f"{elapsed:5.1f}s elapsed, ETA {eta:5.1f}s"
         )
         sys.stderr.write(f"\r{line} " if self.live else f"{line}\n")
@@ -779,16 +829,22 @@ def make_ct_dataset(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
+    kind: str = "supervised",
 ) -> None:
     """Write a synthetic low-dose CT dataset to ``path`` in the TomoGAN HDF5 layout.
 
-    Deterministic for given arguments.  Train and test use independent child seeds of
-    ``seed``, so changing ``n_train`` leaves the test set unchanged.  The file is written to
-    a temporary name next to ``path`` and renamed when complete, so an interrupted run never
-    leaves a partial file at ``path``.  Raises CTDatasetError (OutputExistsError if ``path``
-    exists and not ``overwrite``).
+    ``kind`` picks the stacks (see `KINDS` and the module docstring): ``"supervised"``
+    (noisy/clean pairs), ``"noisy"`` (noisy training slices only) or ``"pairs"`` (two
+    independent noisy scans per training slice); test splits always include ``test_gt``,
+    for evaluation only.  Deterministic for given arguments.  Train and test use
+    independent child seeds of ``seed``, so changing ``n_train`` leaves the test set
+    unchanged.  The file is written to a temporary name next to ``path`` and renamed when
+    complete, so an interrupted run never leaves a partial file at ``path``.  Raises
+    CTDatasetError (OutputExistsError if ``path`` exists and not ``overwrite``).
     """
     path = os.fspath(path)
+    if kind not in KINDS:
+        raise CTDatasetError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if pixel_mm is None:
         pixel_mm = _default_pixel_mm(size)
     _check(
@@ -840,12 +896,25 @@ def make_ct_dataset(
                     ),
                 }
             )
+            if kind != "supervised":  # supervised files stay bit-identical to older ones
+                f.attrs["kind"] = kind
+                f.attrs["training_keys"] = ",".join(f"train_{s}" for s in KINDS[kind][0])
+                f.attrs["note"] = (
+                    "Self-supervised dataset: training reads only the train_* stacks; "
+                    "test_gt is for evaluation only."
+                )
             f.create_dataset("theta", data=theta).attrs["units"] = "degrees"
             done = 0
-            for name, n, split_seed in splits:
+            for (name, n, split_seed), stacks in zip(splits, KINDS[kind], strict=True):
                 shape = (n, size, size)
-                ds_ns = f.create_dataset(f"{name}_ns", shape, dtype="f4", chunks=(1, size, size))
-                ds_gt = f.create_dataset(f"{name}_gt", shape, dtype="f4", chunks=(1, size, size))
+                datasets = {
+                    stack: f.create_dataset(
+                        f"{name}_{stack}", shape, dtype="f4", chunks=(1, size, size)
+                    )
+                    for stack in stacks
+                }
+                if kind != "supervised" and "gt" in datasets:
+                    datasets["gt"].attrs["use"] = "evaluation only; never read for training"
                 stream = simulate_slices(
                     n,
                     size,
@@ -854,10 +923,12 @@ def make_ct_dataset(
                     pixel_mm,
                     slices_per_volume,
                     np.random.default_rng(split_seed),
+                    pairs="ns2" in datasets,
                 )
-                for i, (noisy, clean) in enumerate(stream):
-                    ds_ns[i] = noisy
-                    ds_gt[i] = clean
+                for i, scans in enumerate(stream):
+                    for stack, image in zip(("ns", "gt", "ns2"), scans, strict=False):
+                        if stack in datasets:
+                            datasets[stack][i] = image
                     done += 1
                     bar.update(done, name)
         os.replace(tmp, path)
@@ -879,6 +950,14 @@ def _define_flags() -> None:
     from absl import flags
 
     flags.DEFINE_string("out", None, "Output HDF5 file (required).")
+    flags.DEFINE_enum(
+        "kind",
+        "supervised",
+        list(KINDS),
+        "supervised: train_ns/train_gt pairs; noisy: train_ns only (self-supervised); pairs: "
+        "train_ns/train_ns2, two independent noisy scans (Noise2Noise). Test splits always "
+        "hold test_gt, for evaluation only.",
+    )
     flags.DEFINE_integer("n_train", 64, "Number of training slices.")
     flags.DEFINE_integer("n_test", 16, "Number of test slices (independent volumes).")
     flags.DEFINE_integer("size", 256, "Image height = width in pixels (even, >= 16).")
@@ -900,6 +979,17 @@ def _define_flags() -> None:
     )
     flags.DEFINE_integer("seed", 0, "Random seed (same flags + seed -> bit-identical arrays).")
     flags.DEFINE_boolean("overwrite", False, "Replace --out if it exists (otherwise exit 2).")
+
+
+def parse_flags(argv: list[str], prog: str = "make_ct_dataset") -> list[str]:
+    """absl flag parsing, but a bad flag is one line on stderr and exit 2 (not absl's 1)."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main(argv: list[str]) -> None:
@@ -930,22 +1020,39 @@ def main(argv: list[str]) -> None:
             seed=cfg.seed,
             overwrite=cfg.overwrite,
             progress=True,
+            kind=cfg.kind,
         )
     except CTDatasetError as err:
         print(f"make_ct_dataset: error: {err}", file=sys.stderr)
         sys.exit(2)
-    with h5py.File(cfg.out, "r") as f:
+    print(_summary(cfg.out, cfg.kind, time.monotonic() - start))
+
+
+def _summary(path: str, kind: str, seconds: float) -> str:
+    """The one-line report of what a run wrote, per kind."""
+    with h5py.File(path, "r") as f:
         train_shape = f["train_ns"].shape
         test_ns, test_gt = f["test_ns"][...], f["test_gt"][...]
-    print(
-        f"make_ct_dataset: wrote {cfg.out}: train_ns/train_gt {train_shape}, test_ns/test_gt "
-        f"{test_ns.shape} float32 [1/mm]; mean PSNR test_ns vs test_gt "
-        f"{mean_psnr(test_ns, test_gt):.2f} dB; {time.monotonic() - start:.1f}s"
-    )
+        psnr2 = mean_psnr(f["test_ns2"][...], test_gt) if kind == "pairs" else None
+    psnr = f"mean PSNR test_ns vs test_gt {mean_psnr(test_ns, test_gt):.2f} dB"
+    if kind == "supervised":
+        what = f"train_ns/train_gt {train_shape}, test_ns/test_gt {test_ns.shape}"
+    elif kind == "noisy":
+        what = (
+            f"train_ns {train_shape} (noisy only, no clean training data), test_ns/test_gt "
+            f"{test_ns.shape} (test_gt for evaluation only)"
+        )
+    else:
+        what = (
+            f"train_ns/train_ns2 {train_shape} (independent noise pairs), "
+            f"test_ns/test_ns2/test_gt {test_ns.shape} (test_gt for evaluation only)"
+        )
+        psnr += f" (test_ns2 {psnr2:.2f} dB)"
+    return f"make_ct_dataset: wrote {path}: {what} float32 [1/mm]; {psnr}; {seconds:.1f}s"
 
 
 if __name__ == "__main__":
     from absl import app
 
     _define_flags()
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -13,6 +13,7 @@ from tomogan_tf.data import (
     fit_normalizer,
     neighbour_indices,
     open_h5,
+    open_stack,
     patch_dataset,
     slice_dataset,
 )
@@ -47,7 +48,7 @@ def test_neighbours_reflect_at_both_ends():
 
 def test_reader_stacks_neighbours_with_centre_slice_target(index_file):
     path, _ = index_file
-    noisy, clean = StackReader(path, "ns", "gt", depth=3).read(0, 5, 7, 8, 6)
+    noisy, clean = StackReader.open(path, "ns", "gt", depth=3).read(0, 5, 7, 8, 6)
     assert noisy.shape == (8, 6, 3) and clean.shape == (8, 6, 1)
     np.testing.assert_allclose(np.floor(noisy[0, 0]), [1, 0, 1])
     np.testing.assert_allclose(clean[..., 0], noisy[..., 1] + 0.5, atol=1e-6)
@@ -56,8 +57,8 @@ def test_reader_stacks_neighbours_with_centre_slice_target(index_file):
 
 def test_patch_dataset_shapes_and_centre_target(index_file):
     path, shape = index_file
-    reader = StackReader(path, "ns", "gt", depth=3)
-    ds = patch_dataset(reader, shape, 16, 4, IDENTITY, seed=3, group=3, augment=False)
+    reader = StackReader.open(path, "ns", "gt", depth=3)
+    ds = patch_dataset(reader, 16, 4, IDENTITY, seed=3, group=3, augment=False)
     noisy, clean = next(iter(ds))
     assert noisy.shape == (3, 4, 16, 16, 3) and clean.shape == (3, 4, 16, 16, 1)
     noisy, clean = noisy.numpy(), clean.numpy()
@@ -71,9 +72,9 @@ def test_patch_dataset_shapes_and_centre_target(index_file):
 
 
 def test_augmentation_keeps_pairs_aligned_and_uses_all_eight_transforms(index_file):
-    path, shape = index_file
-    reader = StackReader(path, "ns", "gt", depth=1)
-    ds = patch_dataset(reader, shape, 16, 8, IDENTITY, seed=1, augment=True)
+    path, _shape = index_file
+    reader = StackReader.open(path, "ns", "gt", depth=1)
+    ds = patch_dataset(reader, 16, 8, IDENTITY, seed=1, augment=True)
     orientations = set()
     for noisy, clean in ds.take(8):
         noisy, clean = noisy.numpy()[0], clean.numpy()[0]
@@ -87,12 +88,12 @@ def test_augmentation_keeps_pairs_aligned_and_uses_all_eight_transforms(index_fi
 
 
 def test_stream_is_a_function_of_seed_and_position(index_file):
-    path, shape = index_file
-    reader = StackReader(path, "ns", "gt", depth=1)
-    first = [n.numpy() for n, _ in patch_dataset(reader, shape, 16, 2, IDENTITY, seed=5).take(3)]
-    resumed = next(iter(patch_dataset(reader, shape, 16, 2, IDENTITY, seed=5, start=4)))[0]
+    path, _shape = index_file
+    reader = StackReader.open(path, "ns", "gt", depth=1)
+    first = [n.numpy() for n, _ in patch_dataset(reader, 16, 2, IDENTITY, seed=5).take(3)]
+    resumed = next(iter(patch_dataset(reader, 16, 2, IDENTITY, seed=5, start=4)))[0]
     np.testing.assert_array_equal(resumed.numpy(), first[2])
-    other = next(iter(patch_dataset(reader, shape, 16, 2, IDENTITY, seed=6)))[0].numpy()
+    other = next(iter(patch_dataset(reader, 16, 2, IDENTITY, seed=6)))[0].numpy()
     assert not np.array_equal(other, first[0])
 
 
@@ -107,17 +108,17 @@ def test_pipeline_reads_only_patch_sized_hyperslabs(index_file, monkeypatch):
         return out
 
     monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
-    reader = StackReader(path, "ns", "gt", depth=3)
-    for _ in patch_dataset(reader, shape, 16, 4, IDENTITY, group=2).take(3):
+    reader = StackReader.open(path, "ns", "gt", depth=3)
+    for _ in patch_dataset(reader, 16, 4, IDENTITY, group=2).take(3):
         pass
     # Every read is one patch of depth slices (or one slice of it), never a whole image.
     assert largest and max(largest) <= 3 * 16 * 16 < shape[1] * shape[2]
 
 
 def test_slice_dataset_yields_whole_slices_in_order(index_file):
-    path, shape = index_file
-    reader = StackReader(path, "ns", "gt", depth=1)
-    batches = list(slice_dataset(reader, shape, [6, 2, 4], IDENTITY, batch_size=2))
+    path, _shape = index_file
+    reader = StackReader.open(path, "ns", "gt", depth=1)
+    batches = list(slice_dataset(reader, [6, 2, 4], IDENTITY, batch_size=2))
     noisy = np.concatenate([n.numpy() for n, _ in batches])
     assert noisy.shape == (3, 40, 36, 1)
     np.testing.assert_array_equal(np.floor(noisy[:, 0, 0, 0]), [6, 2, 4])
@@ -129,7 +130,7 @@ def test_normalizer_maps_percentiles_to_unit_range_and_inverts():
     raw[0, 0, 0] = 65535  # a hot pixel
     with h5py.File("mem.h5", "w", driver="core", backing_store=False) as f:
         f["x"] = raw
-        norm = fit_normalizer(f, "x", (1, 99))
+        norm = fit_normalizer(f, open_stack(f, "x"), (1, 99))
     assert 1000 <= norm.low < 1100 and 2900 < norm.high <= 3000
     mapped = norm.apply(raw.astype(np.float32))
     assert mapped.dtype == np.float32
@@ -142,7 +143,7 @@ def test_normalizer_maps_percentiles_to_unit_range_and_inverts():
 def test_constant_data_cannot_be_normalised(tmp_path):
     path = write(tmp_path / "c.h5", x=np.ones((2, 16, 16), np.float32))
     with open_h5(path) as f, pytest.raises(InputError, match="constant"):
-        fit_normalizer(f, "x")
+        fit_normalizer(f, open_stack(f, "x"))
 
 
 @pytest.mark.parametrize(
@@ -180,7 +181,7 @@ def test_nan_in_unscanned_slices_is_caught_by_the_reader(tmp_path, monkeypatch):
     with open_h5(path) as f:
         check_pair(f, "ns", "gt")  # samples slices 0 and 4 only
     with pytest.raises(InputError, match="NaN or Inf values near slice 2"):
-        StackReader(path, "ns", "gt").read(2, 0, 0, 16, 16)
+        StackReader.open(path, "ns", "gt").read(2, 0, 0, 16, 16)
 
 
 def test_missing_directory_and_corrupt_files(tmp_path):

@@ -204,8 +204,8 @@ IDENTITY = Normalizer(0.0, 2e5)  # keeps every stored value inside the window
 
 
 def test_sub_volume_patches_are_aligned_and_augmented_together(volume_file):
-    reader = StackReader(volume_file, "train_ns", "train_gt")
-    ds = patch_dataset(reader, (20, 24, 28), 8, 3, IDENTITY, seed=1, group=2, volumes=True)
+    reader = StackReader.open(volume_file, "train_ns", "train_gt")
+    ds = patch_dataset(reader, 8, 3, IDENTITY, seed=1, group=2, volumes=True)
     noisy, clean = (raw(t) for t in next(iter(ds)))
     assert noisy.shape == clean.shape == (2, 3, 8, 8, 8, 1)
     np.testing.assert_array_equal(noisy - clean, 100000)
@@ -225,8 +225,8 @@ def test_sub_volume_patches_are_aligned_and_augmented_together(volume_file):
 
 
 def test_validation_cubes(volume_file):
-    reader = StackReader(volume_file, "train_ns", "train_gt")
-    cubes = list(cube_dataset(reader, (20, 24, 28), 3, 8, IDENTITY))
+    reader = StackReader.open(volume_file, "train_ns", "train_gt")
+    cubes = list(cube_dataset(reader, 3, 8, IDENTITY))
     assert len(cubes) == 3
     corners = [int(raw(c)[0, 0, 0, 0, 0]) for _, c in cubes]
     # Corners evenly spaced on the diagonal: (0, 0, 0), (6, 8, 10), (12, 16, 20).

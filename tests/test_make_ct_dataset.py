@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import subprocess
@@ -169,6 +170,7 @@ def test_partial_volume_edges() -> None:
         {"views": 0},
         {"pixel_mm": -1.0},
         {"slices_per_volume": 0},
+        {"kind": "bogus"},
     ],
 )
 def test_bad_arguments_raise_clear_error(tmp_path: Path, bad: dict) -> None:
@@ -237,3 +239,91 @@ def test_cli_writes_dataset_and_reports_psnr(tmp_path: Path) -> None:
     assert bad.stderr.strip() == (
         "make_ct_dataset: error: size must be an even integer >= 16, got 15"
     )
+
+
+# ---- self-supervised kinds ------------------------------------------------------------------
+
+KEYS = {
+    "supervised": {"train_ns", "train_gt", "test_ns", "test_gt"},
+    "noisy": {"train_ns", "test_ns", "test_gt"},
+    "pairs": {"train_ns", "train_ns2", "test_ns", "test_ns2", "test_gt"},
+}
+
+
+@pytest.fixture(scope="module")
+def kinds(small: Path) -> dict[str, Path]:
+    paths = {"supervised": small}
+    for kind in ("noisy", "pairs"):
+        paths[kind] = small.with_name(f"{kind}.h5")
+        mcd.make_ct_dataset(paths[kind], seed=1, kind=kind, **SMALL)
+    return paths
+
+
+@pytest.mark.parametrize("kind", list(KEYS))
+def test_keys_and_attributes_per_kind(kinds: dict[str, Path], kind: str) -> None:
+    with h5py.File(kinds[kind], "r") as f:
+        assert set(f) == {*KEYS[kind], "theta"}
+        for name in KEYS[kind]:
+            n = SMALL["n_train"] if name.startswith("train") else SMALL["n_test"]
+            assert f[name].shape == (n, 32, 32) and f[name].dtype == np.float32
+        if kind == "supervised":  # unchanged layout: no new attributes
+            assert "kind" not in f.attrs and not f["test_gt"].attrs
+        else:
+            assert f.attrs["kind"] == kind
+            assert f.attrs["training_keys"] == ",".join(
+                sorted(k for k in KEYS[kind] if "train" in k)
+            )
+            assert "evaluation only" in f["test_gt"].attrs["use"]
+
+
+def test_kinds_share_the_supervised_noise_and_content(kinds: dict[str, Path]) -> None:
+    supervised = _read(kinds["supervised"])
+    with h5py.File(kinds["noisy"], "r") as a, h5py.File(kinds["pairs"], "r") as b:
+        for f in (a, b):  # the supervised random stream is untouched by the extra draw
+            for name in ("train_ns", "test_ns", "test_gt"):
+                assert np.array_equal(f[name][...], supervised[name]), (f.filename, name)
+
+
+def test_supervised_stream_unchanged_by_pairs() -> None:
+    plain = list(mcd.simulate_slices(3, 32, 16, 1e3, slices_per_volume=2, rng=9))
+    paired = list(mcd.simulate_slices(3, 32, 16, 1e3, slices_per_volume=2, rng=9, pairs=True))
+    assert all(len(p) == 2 for p in plain) and all(len(p) == 3 for p in paired)
+    for (ns, gt), (ns_p, gt_p, ns2) in zip(plain, paired, strict=True):
+        assert np.array_equal(ns, ns_p) and np.array_equal(gt, gt_p)
+        assert not np.array_equal(ns, ns2)
+
+
+def test_pair_noises_are_independent_with_the_same_content(kinds: dict[str, Path]) -> None:
+    with h5py.File(kinds["pairs"], "r") as f:
+        ns, ns2, gt = f["test_ns"][...], f["test_ns2"][...], f["test_gt"][...]
+        train_ns, train_ns2 = f["train_ns"][...], f["train_ns2"][...]
+    assert abs(_corr(ns - gt, ns2 - gt)) < 0.1
+    # both scans see the same slice with the same dose: equal noise level and no bias
+    mse, mse2 = np.mean((ns - gt) ** 2), np.mean((ns2 - gt) ** 2)
+    assert 0.7 < mse2 / mse < 1.4
+    assert abs(float(np.mean(ns2 - gt))) < 0.2 * math.sqrt(mse2)
+    # independent noise averages down: the mean of the two scans has about half the MSE
+    assert np.mean(((ns + ns2) / 2 - gt) ** 2) < 0.65 * (mse + mse2) / 2
+    # training pairs: same clean content, so the two scans agree far better than across slices
+    assert _corr(train_ns[0], train_ns2[0]) > 0.9
+    assert not np.array_equal(train_ns, train_ns2)
+
+
+def test_cli_kind_pairs_and_bad_kind(tmp_path: Path) -> None:
+    out = tmp_path / "pairs.h5"
+    proc = _cli(
+        "--out", str(out), "--kind", "pairs", "--size", "32", "--views", "16", "--n_train", "2",
+        "--n_test", "1", "--slices_per_volume", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "train_ns/train_ns2 (2, 32, 32)" in proc.stdout and "test_gt for evaluation" in proc.stdout
+    )
+    with h5py.File(out, "r") as f:
+        assert set(f) == {*KEYS["pairs"], "theta"}
+    bad = _cli("--out", str(tmp_path / "x.h5"), "--kind", "clean", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "make_ct_dataset: error: flag --kind=clean: value should be one of <supervised|noisy|pairs>"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.h5"]

@@ -31,14 +31,14 @@ def batch_mse(generator, noisy, clean) -> float:
 @pytest.mark.parametrize("gan_loss", ["wgan-gp", "wgan", "bce"])
 def test_short_training_lowers_the_loss(pair_file, gan_loss):
     keras.utils.set_random_seed(0)
-    reader = StackReader(pair_file, "train_ns", "train_gt")
+    reader = StackReader.open(pair_file, "train_ns", "train_gt")
     norm = Normalizer(-0.3, 1.6)
     generator = build_generator("tomogan")
     trainer = GANTrainer(
         generator, build_discriminator("tomogan", patch_size=16), gan_loss=gan_loss, ladv=1e-3
     )
     trainer.compile(keras.optimizers.Adam(2e-3), keras.optimizers.Adam(1e-4))
-    data = patch_dataset(reader, (8, 48, 48), 16, 8, norm, group=trainer.group_size)
+    data = patch_dataset(reader, 16, 8, norm, group=trainer.group_size)
     noisy, clean = next(iter(data))
     before = batch_mse(generator, noisy[0], clean[0].numpy())
     history = trainer.fit(data, steps_per_epoch=40, epochs=1, verbose=0, shuffle=False)
@@ -50,11 +50,11 @@ def test_short_training_lowers_the_loss(pair_file, gan_loss):
 
 
 def test_wgan_clips_the_critic_weights(pair_file):
-    reader = StackReader(pair_file, "train_ns", "train_gt")
+    reader = StackReader.open(pair_file, "train_ns", "train_gt")
     d = build_discriminator("tomogan", patch_size=16)
     trainer = GANTrainer(build_generator("tomogan"), d, gan_loss="wgan", wgan_clip=0.01)
     trainer.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-2))
-    data = patch_dataset(reader, (8, 48, 48), 16, 2, Normalizer(0, 1), group=trainer.group_size)
+    data = patch_dataset(reader, 16, 2, Normalizer(0, 1), group=trainer.group_size)
     trainer.fit(data, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
     assert max(float(np.abs(w).max()) for w in d.get_weights()) <= 0.01 + 1e-7
 
@@ -65,8 +65,8 @@ def test_without_adversarial_weight_there_is_no_discriminator_work(pair_file):
     )
     assert trainer.discriminator is None and trainer.group_size == 1
     trainer.compile(keras.optimizers.Adam(1e-3))
-    reader = StackReader(pair_file, "train_ns", "train_gt")
-    data = patch_dataset(reader, (8, 48, 48), 16, 2, Normalizer(0, 1), group=1)
+    reader = StackReader.open(pair_file, "train_ns", "train_gt")
+    data = patch_dataset(reader, 16, 2, Normalizer(0, 1), group=1)
     history = trainer.fit(data, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
     assert set(history.history) == {"g_loss", "mse"}
 

@@ -22,9 +22,17 @@ import time
 from absl import flags
 
 from tomogan_tf import cli
+from tomogan_tf.data.dxchange import DxchangeSink, open_dxchange
 from tomogan_tf.errors import InputError
-from tomogan_tf.inference.denoiser import Denoiser
-from tomogan_tf.inference.io import OUTPUT_DTYPES, SliceSink, open_source, output_dtype, same_file
+from tomogan_tf.inference.denoiser import INFERENCE, Denoiser
+from tomogan_tf.inference.io import (
+    OUTPUT_DTYPES,
+    SliceSink,
+    file_format,
+    open_source,
+    output_dtype,
+    same_file,
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory, .keras file or SavedModel (default: shipped).")
@@ -47,7 +55,27 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "batch", None, "Slices per forward pass (default: ~2 Mpixel per pass); 2-D models only."
 )
-flags.DEFINE_enum("dtype", "float32", OUTPUT_DTYPES, "Output dtype ('input': the input's).")
+flags.DEFINE_enum(
+    "dtype",
+    None,
+    OUTPUT_DTYPES,
+    "Output dtype ('input': the input's; default float32, Data Exchange: 'input').",
+)
+flags.DEFINE_enum(
+    "layout",
+    None,
+    ["tomogan", "dxchange"],
+    "HDF5 input layout: a named stack (--input_key) or Data Exchange projections, flat/dark"
+    " corrected as in training and written back as a Data Exchange file with all its"
+    " metadata (default: the layout the model was trained on).",
+)
+flags.DEFINE_enum(
+    "inference",
+    "direct",
+    INFERENCE,
+    "direct: one pass; jinv: Noise2Self's J-invariant prediction, each pixel predicted"
+    " with itself hidden (16 passes in 2-D, 64 in 3-D).",
+)
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file (never the input).")
 
 
@@ -64,21 +92,36 @@ def main(argv: list[str]) -> None:
         if FLAGS[name].value is not None and FLAGS[name].value < least:
             raise InputError(None, f"--{name} must be at least {least}")
     denoiser = Denoiser.load(
-        FLAGS.model, tile=FLAGS.tile, margin=FLAGS.overlap, batch_size=FLAGS.batch
+        FLAGS.model,
+        tile=FLAGS.tile,
+        margin=FLAGS.overlap,
+        batch_size=FLAGS.batch,
+        inference=FLAGS.inference,
     )
+    layout = FLAGS.layout or denoiser.trained["layout"]
+    if layout == "dxchange" and file_format(FLAGS.input) != "hdf5":
+        if FLAGS.layout:
+            raise InputError(FLAGS.input, "--layout dxchange needs an HDF5 input")
+        layout = "tomogan"  # a dxchange-trained model on a TIFF or NPY of projections
     start = time.perf_counter()
-    with open_source(FLAGS.input, FLAGS.input_key) as source:
-        dtype = output_dtype(FLAGS.dtype, source.dtype)
-        attrs = {"source": os.path.abspath(FLAGS.input), "model": denoiser.name}
-        if source.key:
-            attrs["source_key"] = source.key
-        sink = SliceSink(
-            FLAGS.output, source.shape, dtype, FLAGS.output_key, source.single_image, attrs
-        )
-        with sink:
-            denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
+    attrs = {"source": os.path.abspath(FLAGS.input), "model": denoiser.name}
+    if layout == "dxchange":
+        with open_dxchange(FLAGS.input, minus_log=denoiser.trained["minus_log"]) as source:
+            dtype = output_dtype(FLAGS.dtype or "input", source.dtype)
+            with DxchangeSink(FLAGS.output, source, dtype, attrs=attrs) as sink:
+                denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
+    else:
+        with open_source(FLAGS.input, FLAGS.input_key) as source:
+            dtype = output_dtype(FLAGS.dtype or "float32", source.dtype)
+            if source.key:
+                attrs["source_key"] = source.key
+            sink = SliceSink(
+                FLAGS.output, source.shape, dtype, FLAGS.output_key, source.single_image, attrs
+            )
+            with sink:
+                denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
     n, height, width = source.shape
-    where = f"{FLAGS.output}:{FLAGS.output_key}" if sink.format == "hdf5" else FLAGS.output
+    where = f"{FLAGS.output}:{sink.key}" if sink.format == "hdf5" else FLAGS.output
     what = f"{n} slice{'s' * (n > 1)} of {height}x{width}"
     if denoiser.dims == 3:
         what = f"a volume of {n}x{height}x{width}"

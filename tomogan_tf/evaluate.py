@@ -4,18 +4,25 @@ Denoises every slice of the noisy stack (streaming, tiled like the denoise tool)
 prints the mean PSNR and SSIM of the noisy and of the denoised slices against the
 clean stack, with the model's normalisation window as data range: the same figures
 training reports for its validation slices.
+
+Data Exchange projections (``--layout dxchange``, the default for a model trained on
+them) are flat/dark corrected as in training and scored against a noise-free
+reference in the same units, by default the ``reference/`` datasets that
+``data_tools.make_projection_dataset`` writes (transmission, or line integrals for a
+``--minus_log`` model). Clean images are used for scoring only, never for training.
 """
 
 from __future__ import annotations
+
+from contextlib import ExitStack
 
 import numpy as np
 from absl import flags
 
 from tomogan_tf import cli
-from tomogan_tf.data import open_h5
-from tomogan_tf.data.hdf5 import check_pair
+from tomogan_tf.data.dxchange import open_dxchange
 from tomogan_tf.errors import InputError
-from tomogan_tf.inference.denoiser import Denoiser
+from tomogan_tf.inference.denoiser import INFERENCE, Denoiser
 from tomogan_tf.inference.io import open_source, same_file
 from tomogan_tf.metrics import image_metrics
 from tomogan_tf.utils.files import write_json_atomic
@@ -24,18 +31,43 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory, .keras file or SavedModel (default: shipped).")
 flags.DEFINE_string("h5", None, "HDF5 file with aligned noisy and clean stacks.")
 flags.DEFINE_string("noisy_key", "test_ns", "Noisy stack (N, H, W).")
-flags.DEFINE_string("clean_key", "test_gt", "Clean stack (N, H, W).")
+flags.DEFINE_string(
+    "clean_key",
+    None,
+    "Clean stack (N, H, W) (default test_gt; Data Exchange: reference/transmission, or"
+    " reference/line_integrals for a --minus_log model).",
+)
+flags.DEFINE_enum(
+    "layout",
+    None,
+    ["tomogan", "dxchange"],
+    "Layout of --h5 (default: the one the model was trained on).",
+)
 flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+flags.DEFINE_enum("inference", "direct", INFERENCE, "As for tomogan_tf.denoise.")
 
 
-def evaluate(denoiser: Denoiser, path: str, noisy_key: str, clean_key: str) -> dict:
+def evaluate(
+    denoiser: Denoiser, path: str, noisy_key: str, clean_key: str, layout: str = "tomogan"
+) -> dict:
     """Mean PSNR/SSIM of noisy and denoised slices against the clean ones."""
     if denoiser.window is None:
         raise InputError(denoiser.name, "has no recorded normalisation to define the data range")
-    with open_h5(path) as f:
-        check_pair(f, noisy_key, clean_key, min_size=11)  # SSIM's 11x11 window
     scores: dict[str, list[float]] = {k: [] for k in ("psnr_noisy", "ssim_noisy", "psnr", "ssim")}
-    with open_source(path, clean_key) as clean_source, open_source(path, noisy_key) as noisy:
+    with ExitStack() as files:
+        clean_source = files.enter_context(open_source(path, clean_key))
+        if layout == "dxchange":
+            noisy = files.enter_context(open_dxchange(path, denoiser.trained["minus_log"]))
+        else:
+            noisy = files.enter_context(open_source(path, noisy_key))
+        if noisy.shape != clean_source.shape:
+            raise InputError(
+                path,
+                f"'{noisy.key}' has shape {noisy.shape} but '{clean_key}' has shape"
+                f" {clean_source.shape}; noisy and clean stacks must match slice for slice",
+            )
+        if min(noisy.shape[1:]) < 11:
+            raise InputError(path, f"images of {noisy.shape[1:]} are smaller than SSIM's 11x11")
 
         def score(start: int, denoised: np.ndarray) -> None:
             indices = list(range(start, start + len(denoised)))
@@ -58,7 +90,18 @@ def main(argv: list[str]) -> None:
         raise InputError(None, "--h5 is required")
     if FLAGS.json and same_file(FLAGS.json, FLAGS.h5):
         raise InputError(FLAGS.json, "is the input file; choose another --json")
-    result = evaluate(Denoiser.load(FLAGS.model), FLAGS.h5, FLAGS.noisy_key, FLAGS.clean_key)
+    denoiser = Denoiser.load(FLAGS.model, inference=FLAGS.inference)
+    layout = FLAGS.layout or denoiser.trained["layout"]
+    clean_key = (
+        FLAGS.clean_key
+        or {
+            "tomogan": "test_gt",
+            "dxchange": "reference/line_integrals"
+            if denoiser.trained["minus_log"]
+            else "reference/transmission",
+        }[layout]
+    )
+    result = evaluate(denoiser, FLAGS.h5, FLAGS.noisy_key, clean_key, layout)
     print(
         f"{result['slices']} slices of {FLAGS.h5}: PSNR {result['psnr_noisy']:.2f} dB noisy ->"
         f" {result['psnr']:.2f} dB denoised ({result['psnr'] - result['psnr_noisy']:+.2f} dB),"

@@ -91,6 +91,7 @@ def export_savedmodel(model: str | None, base: str, version: int | None = None) 
                     "multiple": denoiser.multiple,
                     "margin": denoiser.margin,
                     "normalization": denoiser.normalizer.to_dict(),
+                    "trained": denoiser.trained,
                     "source": denoiser.name,
                 },
                 f,

@@ -14,16 +14,22 @@ from absl import flags
 from tomogan_tf import cli
 from tomogan_tf.errors import InputError
 from tomogan_tf.training import TrainConfig, train
-from tomogan_tf.training.config import FAMILY_DEFAULTS
+from tomogan_tf.training.config import FAMILY_DEFAULTS, MODE_DEFAULTS
 
 FLAGS = flags.FLAGS
 
 
 def _family_help(name: str) -> str:
     values = {family: defaults[name] for family, defaults in FAMILY_DEFAULTS.items()}
+    modes = "".join(
+        f"; --mode {mode}: {defaults[name]}"
+        for mode, defaults in MODE_DEFAULTS.items()
+        if name in defaults
+    )
     if len(set(values.values())) == 1:
-        return f" (default: {next(iter(values.values()))})"
-    return " (default per --model: " + ", ".join(f"{k} {v}" for k, v in values.items()) + ")"
+        return f" (default: {next(iter(values.values()))}{modes})"
+    per_family = ", ".join(f"{k} {v}" for k, v in values.items())
+    return f" (default per --model: {per_family}{modes})"
 
 
 def define_flags() -> None:
@@ -58,13 +64,25 @@ def main(argv: list[str]) -> None:
     config = config_from_flags()
     metrics = train(config, verbose=1 if sys.stdout.isatty() else 2)
     if metrics:
-        print(
-            f"held-out PSNR {metrics['psnr_noisy']:.2f} dB noisy -> {metrics['psnr']:.2f} dB"
-            f" denoised ({metrics['psnr'] - metrics['psnr_noisy']:+.2f} dB), SSIM"
-            f" {metrics['ssim_noisy']:.3f} -> {metrics['ssim']:.3f}; best generator at"
-            f" iteration {metrics['iteration']}: {config.logdir}/generator_best.keras",
-            flush=True,
+        print(f"{summary(config, metrics)}; best generator at iteration {metrics['iteration']}:"
+              f" {config.logdir}/generator_best.keras", flush=True)  # fmt: skip
+
+
+def summary(config: TrainConfig, metrics: dict) -> str:
+    """The validation figures of the best generator, saying what they were measured against."""
+    if config.mode == "n2s":
+        return (
+            f"validation PSNR {metrics['psnr']:.2f} dB at hidden pixels against the noisy"
+            " images (no clean image was read; score clean data with tomogan_tf.evaluate)"
         )
+    against = "against the clean images" if config.mode == "supervised" else (
+        "against the second noisy measurement (no clean image was read)"
+    )  # fmt: skip
+    return (
+        f"held-out PSNR {metrics['psnr_noisy']:.2f} dB noisy -> {metrics['psnr']:.2f} dB"
+        f" denoised ({metrics['psnr'] - metrics['psnr_noisy']:+.2f} dB), SSIM"
+        f" {metrics['ssim_noisy']:.3f} -> {metrics['ssim']:.3f}, {against}"
+    )
 
 
 define_flags()

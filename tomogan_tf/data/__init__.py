@@ -9,16 +9,21 @@ from tomogan_tf.data.pipeline import (
     patch_dataset,
     slice_dataset,
 )
+from tomogan_tf.data.stacks import Stack, check_aligned, check_min_size, open_stack
 
 __all__ = [
     "Normalizer",
+    "Stack",
     "StackInfo",
     "StackReader",
+    "check_aligned",
+    "check_min_size",
     "check_pair",
     "cube_dataset",
     "fit_normalizer",
     "neighbour_indices",
     "open_h5",
+    "open_stack",
     "patch_dataset",
     "slice_dataset",
     "stack_info",

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from tomogan_tf.data.hdf5 import read_slices
+from tomogan_tf.data.stacks import Stack
 from tomogan_tf.errors import InputError
 
 # How much of the stack the percentiles are estimated from: evenly spaced slices,
@@ -65,21 +65,24 @@ class Normalizer:
 
 
 def fit_normalizer(
-    f: h5py.File, key: str, percentiles: tuple[float, float] = (0.5, 99.5), margin: float = 1.0
+    f: h5py.File,
+    stack: Stack,
+    percentiles: tuple[float, float] = (0.5, 99.5),
+    margin: float = 1.0,
 ) -> Normalizer:
-    """Estimate a `Normalizer` from evenly spaced, subsampled slices of ``f[key]``."""
-    n, height, width = f[key].shape
+    """Estimate a `Normalizer` from evenly spaced, subsampled slices of ``stack`` in ``f``."""
+    n, height, width = stack.shape
     stride = max(1, int(np.sqrt(height * width / PIXELS_PER_SLICE)))
     indices = np.unique(np.linspace(0, n - 1, min(n, PERCENTILE_SLICES)).astype(int))
-    samples = [read_slices(f, key, i, i + 1, np.s_[::stride, ::stride]).ravel() for i in indices]
+    samples = [stack.read(f, i, i + 1, np.s_[::stride, ::stride]).ravel() for i in indices]
     for i, sample in zip(indices, samples, strict=True):
         if not np.isfinite(sample).all():
-            raise InputError(f.filename, f"dataset '{key}' has NaN or Inf values in slice {i}")
+            raise InputError(f.filename, f"{stack.describe()} has NaN or Inf values in slice {i}")
     low, high = np.percentile(np.concatenate(samples), percentiles)
     if not high > low:
         raise InputError(
             f.filename,
-            f"dataset '{key}' is constant ({low:g}) over its {percentiles} percentiles;"
+            f"{stack.describe()} is constant ({low:g}) over its {percentiles} percentiles;"
             " nothing to normalise",
         )
     return Normalizer(float(low), float(high), margin)

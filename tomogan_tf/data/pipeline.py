@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tomogan_tf.data.hdf5 import H5_LOCK, open_h5, read_slices
+from tomogan_tf.data.hdf5 import H5_LOCK, open_h5
 from tomogan_tf.data.normalization import Normalizer
+from tomogan_tf.data.stacks import Stack, open_stack
 from tomogan_tf.errors import InputError
 
 
@@ -37,54 +38,73 @@ def neighbour_indices(index: int, n: int, depth: int) -> list[int]:
 
 
 class StackReader:
-    """Reads aligned (noisy neighbours, clean centre) regions from one HDF5 file.
+    """Reads aligned (noisy neighbours, target centre) regions of two `Stack` views.
 
-    tf.data calls `read` from several threads. Each read opens the file, reads its
-    hyperslabs and closes it again under `H5_LOCK`, so that no h5py object outlives
-    the lock (see there why); the checks and array work run in parallel. Opening
-    costs far less than a training step and keeps no file handle alive between reads.
+    The target is the clean stack (supervised), a second noisy measurement of the
+    same scene (Noise2Noise, possibly in another file), or None: the noisy stack's
+    own centre slice (Noise2Self). tf.data calls `read` from several threads. Each
+    read opens the file(s), reads its hyperslabs and closes them again under
+    `H5_LOCK`, so that no h5py object outlives the lock (see there why); the checks
+    and array work run in parallel. Opening costs far less than a training step and
+    keeps no file handle alive between reads.
     """
 
-    def __init__(self, path: str, noisy_key: str, clean_key: str | None, depth: int = 1):
-        self.path, self.noisy_key, self.clean_key, self.depth = path, noisy_key, clean_key, depth
+    def __init__(self, noisy: Stack, target: Stack | None = None, depth: int = 1):
+        self.noisy, self.target, self.depth = noisy, target or noisy, depth
 
-    def _read_arrays(self, index: int, region) -> tuple[np.ndarray, np.ndarray]:
-        with open_h5(self.path) as f:
-            neighbours = neighbour_indices(index, f[self.noisy_key].shape[0], self.depth)
-            if neighbours == list(range(neighbours[0], neighbours[-1] + 1)):
-                noisy = read_slices(f, self.noisy_key, neighbours[0], neighbours[-1] + 1, region)
-            else:
-                noisy = np.concatenate(
-                    [read_slices(f, self.noisy_key, j, j + 1, region) for j in neighbours]
-                )
-            clean = read_slices(f, self.clean_key or self.noisy_key, index, index + 1, region)
-        return noisy, clean
+    @classmethod
+    def open(
+        cls, path: str, noisy_key: str, target_key: str | None = None, depth: int = 1
+    ) -> StackReader:
+        """A reader of two named stacks of one file (checked with `open_stack`)."""
+        with H5_LOCK, open_h5(path) as f:
+            noisy = open_stack(f, noisy_key)
+            target = open_stack(f, target_key) if target_key else None
+        return cls(noisy, target, depth)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.noisy.shape
+
+    def _read_locked(self, noisy_range, target_range, region):
+        """``noisy_range`` / ``target_range``: (start, stop) or a list of single slices."""
+
+        def read(f, stack, slices):
+            if isinstance(slices, tuple):
+                return stack.read(f, *slices, region)
+            return np.concatenate([stack.read(f, j, j + 1, region) for j in slices])
+
+        with H5_LOCK, open_h5(self.noisy.path) as f:
+            noisy = read(f, self.noisy, noisy_range)
+            if self.target.path == self.noisy.path:
+                return noisy, read(f, self.target, target_range)
+        with H5_LOCK, open_h5(self.target.path) as g:
+            return noisy, read(g, self.target, target_range)
+
+    def _check_finite(self, arrays, where: str) -> None:
+        for stack, data in zip((self.noisy, self.target), arrays, strict=True):
+            if not np.isfinite(data).all():
+                raise InputError(stack.path, f"{stack.describe()} has NaN or Inf values {where}")
 
     def read(self, index, y, x, height, width) -> tuple[np.ndarray, np.ndarray]:
-        """Return noisy (height, width, depth) and clean (height, width, 1) float32 arrays."""
+        """Return noisy (height, width, depth) and target (height, width, 1) float32 arrays."""
         index, y, x, height, width = (int(v) for v in (index, y, x, height, width))
-        with H5_LOCK:
-            noisy, clean = self._read_arrays(index, np.s_[y : y + height, x : x + width])
-        for key, data in ((self.noisy_key, noisy), (self.clean_key or self.noisy_key, clean)):
-            if not np.isfinite(data).all():
-                raise InputError(
-                    self.path, f"dataset '{key}' has NaN or Inf values near slice {index}"
-                )
-        return np.moveaxis(noisy, 0, -1), np.moveaxis(clean, 0, -1)
+        neighbours = neighbour_indices(index, self.shape[0], self.depth)
+        if neighbours == list(range(neighbours[0], neighbours[-1] + 1)):
+            neighbours = (neighbours[0], neighbours[-1] + 1)
+        arrays = self._read_locked(
+            neighbours, (index, index + 1), np.s_[y : y + height, x : x + width]
+        )
+        self._check_finite(arrays, f"near slice {index}")
+        return tuple(np.moveaxis(a, 0, -1) for a in arrays)
 
     def read_block(self, z, y, x, size) -> tuple[np.ndarray, np.ndarray]:
-        """Return aligned noisy and clean (size, size, size, 1) sub-volumes at (z, y, x)."""
+        """Return aligned noisy and target (size, size, size, 1) sub-volumes at (z, y, x)."""
         z, y, x, size = (int(v) for v in (z, y, x, size))
         region = np.s_[y : y + size, x : x + size]
-        with H5_LOCK, open_h5(self.path) as f:
-            noisy = read_slices(f, self.noisy_key, z, z + size, region)
-            clean = read_slices(f, self.clean_key or self.noisy_key, z, z + size, region)
-        for key, data in ((self.noisy_key, noisy), (self.clean_key or self.noisy_key, clean)):
-            if not np.isfinite(data).all():
-                raise InputError(
-                    self.path, f"dataset '{key}' has NaN or Inf values in slices {z}-{z + size - 1}"
-                )
-        return noisy[..., None], clean[..., None]
+        arrays = self._read_locked((z, z + size), (z, z + size), region)
+        self._check_finite(arrays, f"in slices {z}-{z + size - 1}")
+        return tuple(a[..., None] for a in arrays)
 
 
 def _read_op(reader: StackReader, index, y, x, height, width, static_hw=(None, None)):
@@ -124,7 +144,6 @@ def dihedral(images: list[tf.Tensor], uniform: tf.Tensor) -> list[tf.Tensor]:
 
 def patch_dataset(
     reader: StackReader,
-    shape: tuple[int, int, int],
     patch_size: int,
     batch_size: int,
     normalizer: Normalizer,
@@ -143,7 +162,7 @@ def patch_dataset(
     Sample ``k`` of the stream is a pure function of ``(seed, k)``, so a run
     resumed at sample ``start`` sees the same patches as one that never stopped.
     """
-    n, height, width = shape
+    n, height, width = reader.shape
 
     def sample(counter):
         u = tf.random.stateless_uniform([6], seed=tf.stack([tf.cast(seed, tf.int64), counter]))
@@ -170,17 +189,22 @@ def patch_dataset(
 
 def slice_dataset(
     reader: StackReader,
-    shape: tuple[int, int, int],
     indices: list[int] | np.ndarray,
     normalizer: Normalizer,
     batch_size: int = 1,
+    with_index: bool = False,
 ) -> tf.data.Dataset:
-    """Whole slices (with their neighbours) in a fixed order, for validation."""
-    _, height, width = shape
+    """Whole slices (with their neighbours) in a fixed order, for validation.
+
+    With ``with_index`` elements are ``(noisy, target, index)``: Noise2Self
+    validation hides a different grid phase in each slice.
+    """
+    _, height, width = reader.shape
 
     def load(index):
         noisy, clean = _read_op(reader, index, 0, 0, height, width, (height, width))
-        return normalizer.apply(noisy), normalizer.apply(clean)
+        loaded = normalizer.apply(noisy), normalizer.apply(clean)
+        return (*loaded, index) if with_index else loaded
 
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -189,28 +213,32 @@ def slice_dataset(
 
 def cube_dataset(
     reader: StackReader,
-    shape: tuple[int, int, int],
     count: int,
     size: int,
     normalizer: Normalizer,
+    with_index: bool = False,
 ) -> tf.data.Dataset:
     """``count`` fixed sub-volumes of side ``size`` for validating 3-D models.
 
     Their corners are evenly spaced along the stack's diagonal, so they sample top to
     bottom and edge to centre; whole validation volumes would not fit a CPU's memory
-    through a 3-D network.
+    through a 3-D network. ``with_index`` as for `slice_dataset`.
     """
-    n, height, width = shape
+    n, height, width = reader.shape
     count = max(1, count)
     corners = np.stack(
         [np.linspace(0, extent - size, count).astype(np.int64) for extent in (n, height, width)],
         axis=-1,
     )
 
+    corners = np.unique(corners, axis=0)
+    indexed = np.concatenate([corners, np.arange(len(corners))[:, None]], axis=1)
+
     def load(corner):
         noisy, clean = _read_block_op(reader, corner[0], corner[1], corner[2], size)
-        return normalizer.apply(noisy), normalizer.apply(clean)
+        loaded = normalizer.apply(noisy), normalizer.apply(clean)
+        return (*loaded, corner[3]) if with_index else loaded
 
-    ds = tf.data.Dataset.from_tensor_slices(np.unique(corners, axis=0))
+    ds = tf.data.Dataset.from_tensor_slices(indexed)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(1).prefetch(tf.data.AUTOTUNE)

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tomogan_tf.data.masking import jinvariant_predict
 from tomogan_tf.data.normalization import Normalizer
 from tomogan_tf.data.pipeline import neighbour_indices
 from tomogan_tf.errors import InputError
@@ -42,6 +43,14 @@ from tomogan_tf.models import get_family
 from tomogan_tf.models.padding import mirror_index, pad_to_multiple, pad_to_multiple_nd
 
 DEFAULT_MODEL = "tomogan_ct"
+INFERENCE = ("direct", "jinv")
+# What a model without a record of its training (older exports) was trained like.
+TRAINED_DEFAULTS = {
+    "mode": "supervised",
+    "layout": "tomogan",
+    "minus_log": False,
+    "mask_fill": "mean",
+}
 METADATA_FILE = os.path.join("assets.extra", "tomogan_tf.json")
 # Pixels per forward pass when choosing how many slices to denoise at once.
 PIXELS_PER_BATCH = 2**21
@@ -88,6 +97,11 @@ class Denoiser:
             receptive-field radius of the model (at most `MAX_MARGIN_3D` in 3-D).
         batch_size: slices per forward pass (2-D only); default: ~2 Mpixel a pass.
         dims: 2 for slice-by-slice models, 3 for volumetric ones.
+        inference: ``"direct"`` (one pass) or ``"jinv"``: Noise2Self's J-invariant
+            prediction, every pixel predicted with itself hidden by the grid mask,
+            one pass per grid phase (16 in 2-D, 64 in 3-D).
+        trained: how the model was trained, from its run's config: ``mode``,
+            ``layout`` and ``minus_log`` (the input its data came in), ``mask_fill``.
     """
 
     def __init__(
@@ -102,6 +116,8 @@ class Denoiser:
         name: str = "model",
         generator: keras.Model | None = None,
         dims: int = 2,
+        inference: str = "direct",
+        trained: dict | None = None,
     ):
         if dims not in DEFAULT_TILE:
             raise InputError(name, f"models must be 2-D or 3-D, got dims={dims}")
@@ -109,7 +125,11 @@ class Denoiser:
             raise InputError(
                 None, "--batch applies to 2-D models; a 3-D model takes one cube a pass (--tile)"
             )
-        self.predict, self.normalizer = predict, normalizer
+        if inference not in INFERENCE:
+            raise InputError(None, f"--inference must be one of {', '.join(INFERENCE)}")
+        self.trained = {**TRAINED_DEFAULTS, **(trained or {})}
+        self.inference = inference
+        self.direct, self.normalizer = predict, normalizer
         self.depth, self.multiple, self.name, self.dims = depth, multiple, name, dims
         tile = DEFAULT_TILE[dims] if tile is None else tile
         self.tile = max(multiple, tile // multiple * multiple)
@@ -118,6 +138,15 @@ class Denoiser:
         self.generator = generator  # the Keras model, when loaded from one (for export)
         # The normalisation window the model was trained in: data range of its metrics.
         self.window = normalizer
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The model on a (batch, *spatial, C) input in its own units, direct or J-invariant."""
+        if self.inference == "direct":
+            return self.direct(x)
+        # "Zero" is 0 in normalised units; a SavedModel normalises inside, so pass
+        # the raw value that maps to it.
+        zero = 0.0 if self.normalizer is not None or self.window is None else self.window.low
+        return jinvariant_predict(self.direct, x, fill=self.trained["mask_fill"], zero=zero)
 
     @property
     def margin(self) -> int:
@@ -132,7 +161,7 @@ class Denoiser:
             probe = (0.0, 1.0) if self.normalizer else (window.low, window.high)
             try:
                 radius = receptive_field_radius(
-                    self.predict, self.depth, self.multiple, value_range=probe, dims=self.dims
+                    self.direct, self.depth, self.multiple, value_range=probe, dims=self.dims
                 )
             except ValueError as err:
                 raise InputError(
@@ -213,6 +242,7 @@ class Denoiser:
             name=path,
             generator=generator,
             dims=family.dims,
+            trained={k: config[k] for k in TRAINED_DEFAULTS if k in config},
             **options,
         )
 
@@ -242,6 +272,7 @@ class Denoiser:
             multiple=int(meta.get("multiple", 8)),
             name=path,
             dims=int(meta.get("dims", 2)),  # exports before 3-D support were all 2-D
+            trained=meta.get("trained"),
             **options,
         )
         den._keepalive = loaded

@@ -10,14 +10,17 @@ from tomogan_tf.losses.adversarial import (
 from tomogan_tf.losses.perceptual import VGG_NETWORKS, VGGPerceptualLoss, load_vgg
 from tomogan_tf.losses.pixel import mean_absolute_error, mean_squared_error, smoothness_loss
 from tomogan_tf.losses.reconstruction import (
+    MASKABLE_TERMS,
     RECONSTRUCTION_TERMS,
     as_outputs,
     downscale_targets,
+    masked_reconstruction_loss,
     reconstruction_loss,
 )
 
 __all__ = [
     "GAN_LOSSES",
+    "MASKABLE_TERMS",
     "RECONSTRUCTION_TERMS",
     "VGG_NETWORKS",
     "VGGPerceptualLoss",
@@ -29,6 +32,7 @@ __all__ = [
     "gradient_penalty",
     "histogram_loss",
     "load_vgg",
+    "masked_reconstruction_loss",
     "mean_absolute_error",
     "mean_squared_error",
     "pyramid_loss",

@@ -72,3 +72,39 @@ def reconstruction_loss(y_true, outputs, weights: Mapping[str, float]):
         terms[name] = sum(loss(t, p) for t, p in zip(targets, outputs, strict=True))
         total = total + weight * terms[name]
     return total, terms
+
+
+# Terms that can be scored on a subset of pixels (Noise2Self's hidden ones).
+MASKABLE_TERMS = ("mse", "l1")
+
+
+def masked_reconstruction_loss(y_true, y_pred, mask, weights: Mapping[str, float]):
+    """Weighted MSE and L1 over the pixels where ``mask`` is 1 only (Noise2Self).
+
+    ``y_pred`` is the full-resolution output; the rest of the image is not scored, so
+    a network that sees the visible pixels gains nothing by copying them. Returns
+    ``(total, terms)`` like `reconstruction_loss`.
+
+    >>> import numpy as np
+    >>> y, p = np.zeros((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32")
+    >>> mask = np.array([1, 0, 0, 0], "float32").reshape(1, 2, 2, 1)
+    >>> float(masked_reconstruction_loss(y, p, mask, {"mse": 1.0})[0])
+    1.0
+    """
+    unknown = {name for name, w in weights.items() if w} - set(MASKABLE_TERMS)
+    if unknown:
+        raise ValueError(
+            f"terms {sorted(unknown)} compare whole images; only {MASKABLE_TERMS} can be masked"
+        )
+    y_pred = ops.convert_to_tensor(y_pred)
+    error = ops.cast(y_true, y_pred.dtype) - y_pred
+    mask = ops.cast(mask, y_pred.dtype)
+    count = ops.maximum(ops.sum(mask), 1.0)
+    pointwise = {"mse": ops.square, "l1": ops.abs}
+    total, terms = 0.0, {}
+    for name, weight in weights.items():
+        if weight == 0:
+            continue
+        terms[name] = ops.sum(pointwise[name](error) * mask) / count
+        total = total + weight * terms[name]
+    return total, terms

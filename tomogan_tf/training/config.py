@@ -11,6 +11,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+from tomogan_tf.data.masking import GRID_FILLS, MASKS
 from tomogan_tf.errors import InputError
 from tomogan_tf.losses import GAN_LOSSES, VGG_NETWORKS
 from tomogan_tf.models import FAMILIES, get_family
@@ -68,6 +69,20 @@ FAMILY_DEFAULTS: dict[str, dict] = {
 }
 
 
+# Training modes: what the target of the generator is.
+MODES = ("supervised", "n2n", "n2s")
+LAYOUTS = ("tomogan", "dxchange")
+# Per mode, the defaults that override the family's. Without clean images a critic
+# or a VGG comparison has only noisy images to hold the output to, which teaches it
+# noise, so both are off unless asked for; Noise2Self scores the hidden pixels
+# only, which whole-image terms (pyramid, histogram, VGG) cannot do.
+MODE_DEFAULTS: dict[str, dict] = {
+    "supervised": dict(gt_key="train_gt", val_gt_key="test_gt"),
+    "n2n": dict(gt_key="train_ns2", val_gt_key="test_ns2", ladv=0.0, lperc=0.0),
+    "n2s": dict(ladv=0.0, lperc=0.0, lpyr=0.0, lhist=0.0),
+}
+
+
 def _opt(default, help: str, choices=None):
     return field(default=default, metadata={"help": help, "choices": choices})
 
@@ -88,6 +103,19 @@ class TrainConfig:
         "Training resumes if it already holds a run.",
     )
     model: str = _opt("tomogan", "Model family.", list(FAMILIES))
+    mode: str = _opt(
+        "supervised",
+        "What the generator learns from: clean targets (supervised), a second independent"
+        " noisy measurement of each slice (n2n, Noise2Noise), or the noisy images alone"
+        " with J-invariant masking (n2s, Noise2Self).",
+        list(MODES),
+    )
+    layout: str = _opt(
+        "tomogan",
+        "HDF5 layout of --h5: named stacks (tomogan: --ns_key, --gt_key, ...) or Data"
+        " Exchange projections (dxchange: /exchange/data, flats and darks; n2s or n2n).",
+        list(LAYOUTS),
+    )
     depth: int = _opt(
         1,
         "Adjacent slices stacked as input channels (odd); centre one is denoised. "
@@ -138,6 +166,30 @@ class TrainConfig:
         "(Keras download, cached in ~/.keras/models), a local .h5 file, "
         "or 'none' to train without the perceptual term.",
     )
+    mask: str = _opt(
+        "grid",
+        "n2s: pixels hidden per step: a period-4 grid whose phase cycles (grid), or"
+        " Noise2Void blind spots replaced by a random neighbour (random).",
+        list(MASKS),
+    )
+    mask_fill: str = _opt(
+        "mean",
+        "n2s grid mask: hidden pixels take the mean of their neighbours, or zero.",
+        list(GRID_FILLS),
+    )
+    target_h5: str = _opt(
+        None,
+        "n2n: HDF5 file holding the second noisy measurement (default: --h5 itself;"
+        " required with --layout dxchange: a second Data Exchange file of the same scan).",
+    )
+    minus_log: bool = _opt(
+        False,
+        "dxchange: train on line integrals -log((data - dark) / (flat - dark)) instead"
+        " of transmission.",
+    )
+    val_fraction: float = _opt(
+        0.1, "dxchange: fraction of projections (the last ones) held out for validation."
+    )
     gp_weight: float = _opt(10.0, "Gradient-penalty weight for wgan-gp.")
     wgan_clip: float = _opt(0.01, "Critic weight clipping for wgan.")
     val_every: int = _opt(100, "Validate, log images and checkpoint every this many iterations.")
@@ -150,9 +202,13 @@ class TrainConfig:
     seed: int = _opt(0, "Seed of weights and patch sampling; the same seed repeats the run.")
     augment: bool = _opt(True, "Random flips and 90-degree rotations of the training patches.")
     ns_key: str = _opt("train_ns", "Noisy training stack (N, H, W) in the HDF5 file.")
-    gt_key: str = _opt("train_gt", "Clean training stack, aligned slice by slice with --ns_key.")
+    gt_key: str | None = _opt(
+        None,
+        "Target training stack, aligned slice by slice with --ns_key: clean (supervised,"
+        " default train_gt) or the second noisy measurement (n2n, default train_ns2).",
+    )
     val_ns_key: str = _opt("test_ns", "Noisy validation stack.")
-    val_gt_key: str = _opt("test_gt", "Clean validation stack.")
+    val_gt_key: str | None = _opt(None, "Target validation stack (default test_gt; n2n: test_ns2).")
     norm_low: float = _opt(0.5, "Percentile of the noisy training data mapped to 0.")
     norm_high: float = _opt(99.5, "Percentile of the noisy training data mapped to 1.")
     max_keep: int = _opt(3, "Checkpoints kept in the run directory.")
@@ -177,11 +233,24 @@ class TrainConfig:
         "ns_key",
         "gt_key",
         "augment",
+        "mode",
+        "layout",
+        "mask",
+        "mask_fill",
+        "minus_log",
+        "val_fraction",
+        "target_h5",
     )
 
     def resolve_defaults(self) -> TrainConfig:
-        """Give every unset family-dependent setting its model family's value."""
-        defaults = FAMILY_DEFAULTS.get(self.model, FAMILY_DEFAULTS["tomogan"])
+        """Give every unset mode- or family-dependent setting its mode's or family's value."""
+        defaults = {
+            **FAMILY_DEFAULTS.get(self.model, FAMILY_DEFAULTS["tomogan"]),
+            **MODE_DEFAULTS.get(self.mode, {}),
+        }
+        if self.mode == "n2n" and self.target_h5:
+            # A second file of the same layout holds its stacks under the same names.
+            defaults.update(gt_key=self.ns_key, val_gt_key=self.val_ns_key)
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
@@ -235,6 +304,7 @@ class TrainConfig:
             problems.append("--ladv > 0 needs --itd >= 1 to train the discriminator")
         if not 0 <= self.norm_low < self.norm_high <= 100:
             problems.append("need 0 <= --norm_low < --norm_high <= 100")
+        problems += self._mode_problems()
         if self.gan_loss not in GAN_LOSSES:
             problems.append(f"--gan_loss must be one of {', '.join(GAN_LOSSES)}")
         if self.vgg not in VGG_NETWORKS:
@@ -243,11 +313,48 @@ class TrainConfig:
             raise InputError(None, "; ".join(problems))
         return self
 
+    def _mode_problems(self) -> list[str]:
+        problems = []
+        for name, choices in (("mode", MODES), ("layout", LAYOUTS), ("mask", MASKS),
+                              ("mask_fill", GRID_FILLS)):  # fmt: skip
+            if getattr(self, name) not in choices:
+                problems.append(f"--{name} must be one of {', '.join(choices)}")
+        if self.mode == "n2s":
+            whole_image = [f"--{n}" for n in ("lpyr", "lhist", "lperc") if getattr(self, n) > 0]
+            if whole_image:
+                problems.append(
+                    f"--mode n2s scores only the hidden pixels; {', '.join(whole_image)}"
+                    " compare whole images and would teach the identity: set them to 0"
+                )
+            if max(self.lmse, self.ll1) == 0:
+                problems.append("--mode n2s needs --lmse or --ll1 > 0")
+            if self.gt_key or self.val_gt_key:
+                problems.append("--mode n2s learns from the noisy stack alone: drop --gt_key")
+        if self.layout == "dxchange":
+            if self.mode == "supervised":
+                problems.append(
+                    "Data Exchange files hold no clean images: use --mode n2s, or --mode n2n"
+                    " with --target_h5"
+                )
+            if self.mode == "n2n" and not self.target_h5:
+                problems.append(
+                    "--mode n2n --layout dxchange needs --target_h5, a second Data Exchange"
+                    " file of the same scan"
+                )
+            if not 0 < self.val_fraction < 1:
+                problems.append("--val_fraction must be between 0 and 1")
+        elif self.minus_log:
+            problems.append("--minus_log applies to --layout dxchange only")
+        if self.target_h5 and self.mode != "n2n":
+            problems.append("--target_h5 applies to --mode n2n only")
+        return problems
+
     def trainer_options(self) -> dict:
         """The `GANTrainer` keyword arguments these settings give (after `validate`)."""
         names = (
             "gan_loss", "lmse", "ll1", "lpyr", "lhist", "lsmooth", "ladv", "lperc",
             "itg", "itd", "d_every", "g_warmup", "d_warmup", "gp_weight", "wgan_clip",
+            "mode", "mask", "mask_fill", "seed",
         )  # fmt: skip
         return {
             **{name: getattr(self, name) for name in names},

@@ -22,15 +22,19 @@ import tensorflow as tf
 from absl import logging
 
 from tomogan_tf.data import (
-    StackInfo,
+    Stack,
     StackReader,
-    check_pair,
+    check_aligned,
+    check_min_size,
     cube_dataset,
     fit_normalizer,
     open_h5,
+    open_stack,
     patch_dataset,
     slice_dataset,
 )
+from tomogan_tf.data.dxchange import DATA, FlatDarkCorrection, inspect_dxchange
+from tomogan_tf.data.hdf5 import check_finite
 from tomogan_tf.data.normalization import Normalizer
 from tomogan_tf.errors import InputError
 from tomogan_tf.losses import VGGPerceptualLoss, load_vgg
@@ -116,28 +120,82 @@ def _checkpoint(trainer: GANTrainer, best: tf.Variable) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(**parts)
 
 
-def _inspect_data(config: TrainConfig) -> tuple[StackInfo, StackInfo]:
+def _named_stacks(config: TrainConfig) -> tuple[Stack, Stack | None, Stack, Stack | None]:
+    """Training and validation (noisy, target) stacks of the TomoGAN layout."""
+    with open_h5(config.h5) as f:
+        noisy, val_noisy = open_stack(f, config.ns_key), open_stack(f, config.val_ns_key)
+        for stack in (noisy, val_noisy):
+            check_finite(f, stack.key)
+    if config.mode == "n2s":
+        return noisy, None, val_noisy, None
+    with open_h5(config.target_h5 or config.h5) as g:
+        target, val_target = open_stack(g, config.gt_key), open_stack(g, config.val_gt_key)
+        for stack in (target, val_target):
+            check_finite(g, stack.key)
+    return noisy, target, val_noisy, val_target
+
+
+def _projection_stack(path: str, minus_log: bool) -> Stack:
+    with open_h5(path) as f:
+        info = inspect_dxchange(f)
+        if info.single_projection or info.shape[0] < 2:
+            raise InputError(path, f"'{DATA}' holds one projection; training needs a stack")
+        correction = FlatDarkCorrection.from_file(f, info, minus_log)
+        check_finite(f, DATA)
+    return Stack(path, DATA, info.shape, correction=correction.apply)
+
+
+def _dxchange_stacks(config: TrainConfig) -> tuple[Stack, Stack | None, Stack, Stack | None]:
+    """Training and validation stacks of Data Exchange projections, flat/dark corrected.
+
+    The last ``val_fraction`` of the projections is held out for validation: adjacent
+    angles look alike, so a block at the end is more nearly unseen than every k-th one.
+    """
+    stacks = [_projection_stack(config.h5, config.minus_log)]
+    if config.mode == "n2n":
+        stacks.append(_projection_stack(config.target_h5, config.minus_log))
+        check_aligned(stacks[0], stacks[1], "second measurement")
+    n = stacks[0].shape[0]
+    n_val = max(1, round(config.val_fraction * n))
+    if n - n_val < 1:
+        raise InputError(config.h5, f"{n} projections leave none to train on; lower --val_fraction")
+    train = [s.subset(0, n - n_val) for s in stacks]
+    val = [s.subset(n - n_val, n) for s in stacks]
+    if config.mode == "n2s":
+        return train[0], None, val[0], None
+    return train[0], train[1], val[0], val[1]
+
+
+def _open_data(config: TrainConfig) -> tuple[StackReader, StackReader]:
     """Check the training and validation stacks; fit the normalisation on a first start.
 
     Runs (and frees every h5py object) before any tf.data reader thread starts.
     """
     volumes = config.dims == 3
-    with open_h5(config.h5) as f:
-        train_info, _ = check_pair(f, config.ns_key, config.gt_key, min_size=config.psz)
-        val_info, _ = check_pair(
-            f, config.val_ns_key, config.val_gt_key, min_size=config.psz if volumes else 8
-        )
-        for info in (train_info, val_info) if volumes else ():
-            if info.shape[0] < config.psz:
-                raise InputError(
-                    config.h5,
-                    f"dataset '{info.key}' has {info.shape[0]} slices; --model {config.model}"
-                    f" trains on cubes of --psz {config.psz} and needs at least that many",
-                )
-        if config.normalization is None:
-            normalizer = fit_normalizer(f, config.ns_key, (config.norm_low, config.norm_high))
-            config.normalization = normalizer.to_dict()
-    return train_info, val_info
+    if config.layout == "dxchange":
+        noisy, target, val_noisy, val_target = _dxchange_stacks(config)
+    else:
+        noisy, target, val_noisy, val_target = _named_stacks(config)
+    for source, aligned in ((noisy, target), (val_noisy, val_target)):
+        if aligned is not None:
+            check_aligned(source, aligned, "clean" if config.mode == "supervised" else "target")
+    check_min_size(noisy, config.psz)
+    check_min_size(val_noisy, config.psz if volumes else 8, "the smallest validation size")
+    for stack in (noisy, val_noisy) if volumes else ():
+        if stack.shape[0] < config.psz:
+            raise InputError(
+                stack.path,
+                f"{stack.describe()} has {stack.shape[0]} slices; --model {config.model}"
+                f" trains on cubes of --psz {config.psz} and needs at least that many",
+            )
+    if config.normalization is None:
+        with open_h5(noisy.path) as f:
+            normalizer = fit_normalizer(f, noisy, (config.norm_low, config.norm_high))
+        config.normalization = normalizer.to_dict()
+    return (
+        StackReader(noisy, target, config.depth),
+        StackReader(val_noisy, val_target, config.depth),
+    )
 
 
 def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
@@ -146,7 +204,7 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
     ``verbose`` is passed to `fit`: 1 shows a progress bar, 2 a line per validation.
     """
     config = _resolve_config(config.validate())
-    train_info, val_info = _inspect_data(config)
+    train_reader, val_reader = _open_data(config)
     normalizer = Normalizer.from_dict(config.normalization)
     trainer = _build_trainer(config)  # may fail (VGG weights): before anything is written
     os.makedirs(config.logdir, exist_ok=True)
@@ -171,11 +229,9 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
         logging.info("run %s already reached --maxiter %d", config.logdir, config.maxiter)
         return _best_metrics(config.logdir)
 
-    train_reader = StackReader(config.h5, config.ns_key, config.gt_key, config.depth)
-    val_reader = StackReader(config.h5, config.val_ns_key, config.val_gt_key, config.depth)
+    masked = config.mode == "n2s"  # validation hides a grid phase per image
     patches = patch_dataset(
         train_reader,
-        train_info.shape,
         config.psz,
         config.mbsz,
         normalizer,
@@ -187,17 +243,17 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
     )
     if config.dims == 3:
         val_data = cube_dataset(
-            val_reader, val_info.shape, config.val_slices, config.psz, normalizer
+            val_reader, config.val_slices, config.psz, normalizer, with_index=masked
         )
         # The first validation cube; the panel shows its middle slice.
         panel = tuple(normalizer.apply(a[None]) for a in val_reader.read_block(0, 0, 0, config.psz))
     else:
-        n_val = val_info.shape[0]
+        n_val = val_reader.shape[0]
         count = n_val if config.val_slices == 0 else min(n_val, config.val_slices)
         val_indices = np.unique(np.linspace(0, n_val - 1, count).astype(int))
-        val_data = slice_dataset(val_reader, val_info.shape, val_indices, normalizer)
+        val_data = slice_dataset(val_reader, val_indices, normalizer, with_index=masked)
         panel_pairs = [
-            val_reader.read(i, 0, 0, *val_info.shape[1:]) for i in val_indices[:PANEL_IMAGES]
+            val_reader.read(i, 0, 0, *val_reader.shape[1:]) for i in val_indices[:PANEL_IMAGES]
         ]
         panel = tuple(
             normalizer.apply(np.stack(images)) for images in zip(*panel_pairs, strict=True)

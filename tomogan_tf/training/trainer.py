@@ -13,6 +13,12 @@ differs between them is the loss weights and the schedule:
   ``d_every`` iterations (ADL's recipe; TomoGAN and ImageDenoisingGAN use 0, 0, 1).
 
 With ``ladv = 0`` there is no discriminator and nothing is spent on it.
+
+The target is the clean image (``mode="supervised"``), a second independent noisy
+measurement of the same scene (``"n2n"``: Noise2Noise, the expected loss differs
+from the clean one by a constant), or the noisy input itself (``"n2s"``:
+Noise2Self, where each generator step hides a set of pixels from the network with
+`tomogan_tf.data.masking` and scores the prediction there only).
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tomogan_tf.data.masking import apply_grid_mask, apply_mask, grid_phases
 from tomogan_tf.losses import (
     as_outputs,
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    masked_reconstruction_loss,
     reconstruction_loss,
     smoothness_loss,
 )
@@ -53,6 +61,9 @@ class GANTrainer(keras.Model):
         gp_weight: gradient-penalty weight (``wgan-gp``).
         wgan_clip: critic weight clipping (``wgan``).
         input_multiple: H and W the generator needs to divide; validation pads to it.
+        mode: ``"supervised"``, ``"n2n"`` or ``"n2s"`` (see the module docstring).
+        mask, mask_fill: the Noise2Self mask (`tomogan_tf.data.masking`).
+        seed: of the random blind-spot masks, drawn per step from ``(seed, step)``.
 
     Example:
     >>> trainer = GANTrainer(generator, discriminator, gan_loss="wgan-gp")
@@ -82,9 +93,14 @@ class GANTrainer(keras.Model):
         gp_weight: float = 10.0,
         wgan_clip: float = 0.01,
         input_multiple: int = 8,
+        mode: str = "supervised",
+        mask: str = "grid",
+        mask_fill: str = "mean",
+        seed: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.mode, self.mask, self.mask_fill, self.seed = mode, mask, mask_fill, seed
         self.generator = generator
         self.discriminator = discriminator if ladv > 0 else None
         self.perceptual = perceptual if lperc > 0 else None
@@ -106,10 +122,10 @@ class GANTrainer(keras.Model):
         if self.perceptual is not None:
             names.append("perc")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
-        self.val_trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("psnr", "ssim", "psnr_noisy", "ssim_noisy")
-        }
+        # Noise2Self validates on hidden pixels against the noisy image: a PSNR only
+        # (the noisy image against itself would score infinity).
+        val_names = ("psnr",) if mode == "n2s" else ("psnr", "ssim", "psnr_noisy", "ssim_noisy")
+        self.val_trackers = {name: keras.metrics.Mean(name=name) for name in val_names}
 
     @property
     def group_size(self) -> int:
@@ -131,15 +147,22 @@ class GANTrainer(keras.Model):
         return as_outputs(self.generator(inputs, training=training))[0]
 
     # ------------------------------------------------------------------ losses
-    def generator_losses(self, noisy, clean, adversarial=True):
+    def generator_losses(self, noisy, clean, adversarial=True, step=0):
         """``(total, terms)`` of the generator on one batch; differentiable.
 
         ``adversarial`` switches the adversarial term: a Python bool, or a boolean
         tensor (the schedule's warm-up), which weights the term by 0 instead.
+        ``step`` picks the Noise2Self mask (its grid phase, or its random draw).
         """
+        if self.mode == "n2s":
+            noisy, mask = apply_mask(noisy, self.mask, step, self.seed, self.mask_fill)
         outputs = as_outputs(self.generator(noisy, training=True))
         denoised = outputs[0]
-        total, terms = reconstruction_loss(clean, outputs, self.reconstruction)
+        if self.mode == "n2s":
+            # Only the full-resolution output can be scored pixel by pixel.
+            total, terms = masked_reconstruction_loss(clean, denoised, mask, self.reconstruction)
+        else:
+            total, terms = reconstruction_loss(clean, outputs, self.reconstruction)
         if self.lsmooth > 0:
             terms["smooth"] = smoothness_loss(denoised)
             total += self.lsmooth * terms["smooth"]
@@ -167,9 +190,9 @@ class GANTrainer(keras.Model):
         return total, terms
 
     # ------------------------------------------------------------------ steps
-    def _generator_step(self, noisy, clean, adversarial):
+    def _generator_step(self, noisy, clean, adversarial, step):
         with tf.GradientTape() as tape:
-            loss, terms = self.generator_losses(noisy, clean, adversarial)
+            loss, terms = self.generator_losses(noisy, clean, adversarial, step)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(
             zip(tape.gradient(loss, variables), variables, strict=True)
@@ -223,7 +246,8 @@ class GANTrainer(keras.Model):
         noisy, clean = data  # (itg + itd, batch, ...spatial, depth) and (..., 1)
         train_g, adversarial, train_d = self.phase(self.iteration)
         for k in range(self.itg):
-            self._maybe(train_g, self._generator_step, noisy[k], clean[k], adversarial)
+            step = self.iteration * self.itg + k
+            self._maybe(train_g, self._generator_step, noisy[k], clean[k], adversarial, step)
         for k in range(self.itg, self.itg + self.itd):
             self._maybe(train_d, self._discriminator_step, noisy[k], clean[k])
         self.iteration.assign_add(1)
@@ -242,6 +266,8 @@ class GANTrainer(keras.Model):
         return self(padded, training=False)[:, :height, :width, :]
 
     def test_step(self, data):
+        if self.mode == "n2s":
+            return self._masked_test_step(*data)
         noisy, clean = data
         denoised = self.denoise(noisy)
         centre = noisy.shape[-1] // 2
@@ -249,4 +275,20 @@ class GANTrainer(keras.Model):
             psnr, ssim = image_metrics(clean, images)
             self.val_trackers["psnr" + prefix].update_state(psnr)
             self.val_trackers["ssim" + prefix].update_state(ssim)
+        return {name: t.result() for name, t in self.val_trackers.items()}
+
+    def _masked_test_step(self, noisy, target, index):
+        """Noise2Self validation: PSNR of the prediction at hidden pixels vs the noisy image.
+
+        Each validation image hides the grid phase ``index`` (modulo the phase count),
+        so a fixed validation set probes the same pixels at every validation; the
+        figure is the clean PSNR lowered by the noise, and ranks models alike.
+        """
+        dims = len(noisy.shape) - 2
+        phase = index[0] % grid_phases(dims)
+        masked, mask = apply_grid_mask(noisy, phase, self.mask_fill)
+        error = tf.square(self.denoise(masked) - tf.cast(target, tf.float32)) * mask
+        axes = list(range(1, dims + 2))
+        mse = tf.reduce_sum(error, axes) / tf.maximum(tf.reduce_sum(mask, axes), 1.0)
+        self.val_trackers["psnr"].update_state(-10.0 * tf.math.log(mse) / tf.math.log(10.0))
         return {name: t.result() for name, t in self.val_trackers.items()}

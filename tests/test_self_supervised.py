@@ -1,0 +1,173 @@
+"""Training without clean images: Noise2Noise pairs, Noise2Self masking, Data Exchange input."""
+
+from __future__ import annotations
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import smooth_stack
+
+from tomogan_tf import build_generator
+from tomogan_tf.data import Normalizer, Stack, StackReader, patch_dataset
+from tomogan_tf.data.masking import apply_mask
+from tomogan_tf.errors import InputError
+from tomogan_tf.training import GANTrainer, TrainConfig, train
+from tomogan_tf.training.run import _build_trainer, _open_data
+
+RNG = np.random.default_rng(0)
+TINY = dict(psz=16, mbsz=2, val_every=3, log_every=3, val_slices=2, vgg_weights="none")
+
+
+def write_noisy_pairs(path: str, n: int = 6, size: int = 32, sigma: float = 0.1, **extra) -> str:
+    """Two independent noisy measurements of smooth scenes, with clean ones for scoring only."""
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        for split in ("train", "test"):
+            clean = smooth_stack(rng, n, size, size)
+            f[f"{split}_gt"] = clean
+            for key in ("ns", "ns2"):
+                f[f"{split}_{key}"] = clean + sigma * rng.standard_normal(clean.shape, "float32")
+        for key, value in extra.items():
+            f[key] = value
+    return path
+
+
+# ------------------------------------------------------------------------------ config
+
+
+def test_mode_defaults():
+    n2n = TrainConfig(h5="x.h5", mode="n2n").validate()
+    assert (n2n.gt_key, n2n.val_gt_key, n2n.ladv, n2n.lperc) == ("train_ns2", "test_ns2", 0, 0)
+    second = TrainConfig(h5="x.h5", mode="n2n", target_h5="y.h5").validate()
+    assert (second.gt_key, second.val_gt_key) == ("train_ns", "test_ns")
+    n2s = TrainConfig(h5="x.h5", mode="n2s", model="adl").validate()
+    assert (n2s.gt_key, n2s.ladv, n2s.lpyr, n2s.lhist, n2s.ll1) == (None, 0, 0, 0, 1.0)
+    assert TrainConfig(h5="x.h5").validate().gt_key == "train_gt"
+    # A setting given explicitly wins over the mode's default.
+    assert TrainConfig(h5="x.h5", mode="n2s", ladv=1e-3).validate().ladv == 1e-3
+
+
+@pytest.mark.parametrize(
+    "overrides, problem",
+    [
+        ({"mode": "n2s", "model": "adl", "lpyr": 1.0}, "--lpyr compare whole images"),
+        ({"mode": "n2s", "lperc": 1.0, "vgg_weights": "v.h5"}, "--lperc compare whole images"),
+        ({"mode": "n2s", "gt_key": "train_gt"}, "drop --gt_key"),
+        ({"mode": "n2x"}, "--mode must be one of supervised, n2n, n2s"),
+        ({"layout": "dxchange"}, "hold no clean images"),
+        ({"layout": "dxchange", "mode": "n2n"}, "needs --target_h5"),
+        ({"layout": "dxchange", "mode": "n2s", "val_fraction": 1.0}, "--val_fraction"),
+        ({"minus_log": True}, "--minus_log applies to --layout dxchange only"),
+        ({"target_h5": "y.h5"}, "--target_h5 applies to --mode n2n only"),
+        ({"mode": "n2s", "mask": "dots"}, "--mask must be one of grid, random"),
+    ],
+)
+def test_impossible_mode_settings_are_refused(overrides, problem):
+    with pytest.raises(InputError, match=problem):
+        TrainConfig(h5="x.h5", **overrides).validate()
+
+
+# -------------------------------------------------------------------------- n2n pairs
+
+
+def test_n2n_targets_come_aligned_from_a_second_file(tmp_path):
+    first, second = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    values = np.arange(6 * 24 * 24, dtype="float32").reshape(6, 24, 24)
+    with h5py.File(first, "w") as f:
+        f["train_ns"] = values
+    with h5py.File(second, "w") as f:
+        f["train_ns"] = values + 1e5
+    reader = StackReader(
+        Stack(first, "train_ns", values.shape), Stack(second, "train_ns", values.shape), depth=3
+    )
+    data = patch_dataset(reader, 8, 4, Normalizer(0.0, 2e5), seed=2, group=2)
+    for noisy, target in data.take(3):
+        noisy, target = (np.round(t.numpy() * 2e5) for t in (noisy, target))
+        # Target = centre slice of the noisy neighbours + 1e5, pixel for pixel,
+        # through the same random crop and dihedral transform.
+        np.testing.assert_array_equal(target[..., 0] - noisy[..., 1], 1e5)
+
+
+def test_n2n_pairs_of_other_shapes_are_refused(tmp_path):
+    path = write_noisy_pairs(str(tmp_path / "pairs.h5"))
+    with h5py.File(path, "a") as f:
+        data = f["train_ns2"][:]
+        del f["train_ns2"]
+        f["train_ns2"] = data[:5]
+    config = TrainConfig(h5=path, logdir=str(tmp_path / "r"), mode="n2n", **TINY).validate()
+    with pytest.raises(InputError, match=r"'train_ns2' has shape \(5, 32, 32\); they must match"):
+        _open_data(config)
+    second = str(tmp_path / "other.h5")
+    with h5py.File(second, "w") as f:
+        f["train_ns"] = np.zeros((6, 32, 24), "float32")
+        f["test_ns"] = np.zeros((6, 32, 32), "float32")
+    config = TrainConfig(
+        h5=path, logdir=str(tmp_path / "r"), mode="n2n", target_h5=second, **TINY
+    ).validate()
+    with pytest.raises(InputError, match=r"in .*other.h5 has shape \(6, 32, 24\)"):
+        _open_data(config)
+
+
+# ------------------------------------------------------------------------- n2s trainer
+
+
+@pytest.mark.parametrize("mask", ["grid", "random"])
+def test_n2s_generator_loss_reads_only_hidden_pixels_and_trains(mask):
+    keras.utils.set_random_seed(1)
+    trainer = GANTrainer(build_generator("tomogan"), mode="n2s", mask=mask, ladv=0, lperc=0)
+    noisy = tf.constant(RNG.random((2, 16, 16, 1)).astype("float32"))
+    with tf.GradientTape() as tape:
+        loss, terms = trainer.generator_losses(noisy, noisy, step=5)
+    assert set(terms) == {"mse"}
+    grads = tape.gradient(loss, trainer.generator.trainable_variables)
+    assert float(tf.linalg.global_norm(grads)) > 0
+    _, hidden = apply_mask(noisy, mask, 5, seed=0)
+    # A target changed wherever nothing is hidden gives the same loss.
+    moved = tf.where(hidden > 0, noisy, noisy + 1.0)
+    again, _ = trainer.generator_losses(noisy, moved, step=5)
+    assert float(again) == pytest.approx(float(loss), rel=1e-6)
+    # ...and changed at the hidden pixels, a different one.
+    other, _ = trainer.generator_losses(noisy, tf.where(hidden > 0, noisy + 1.0, noisy), step=5)
+    assert float(other) > float(loss)
+
+
+def test_n2s_validation_scores_hidden_pixels_against_the_noisy_image():
+    trainer = GANTrainer(build_generator("tomogan"), mode="n2s", ladv=0, lperc=0)
+    trainer.compile(keras.optimizers.Adam(1e-4))
+    noisy = RNG.random((1, 16, 16, 1)).astype("float32")
+    logs = trainer.test_step((tf.constant(noisy), tf.constant(noisy), tf.constant([3])))
+    assert set(logs) == {"psnr"}
+    from tomogan_tf.data.masking import apply_grid_mask
+
+    masked, mask = apply_grid_mask(noisy, 3)
+    pred = trainer.generator(masked).numpy()
+    mse = np.mean((pred - noisy)[mask.numpy() > 0] ** 2)
+    assert float(logs["psnr"]) == pytest.approx(-10 * np.log10(mse), rel=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["supervised", "n2n", "n2s"])
+def test_ladv_0_builds_no_discriminator_in_any_mode_and_other_weights_keep_one(mode, tmp_path):
+    path = write_noisy_pairs(str(tmp_path / "pairs.h5"))
+    base = dict(h5=path, logdir=str(tmp_path / "r"), mode=mode, **TINY)
+    off = _build_trainer(TrainConfig(**base, ladv=0.0).validate())
+    assert off.discriminator is None and off.d_optimizer is None and off.group_size == 1
+    on = _build_trainer(TrainConfig(**base, ladv=1e-3, gan_loss="bce", itd=1).validate())
+    assert on.discriminator is not None and on.group_size == 2
+    # One iteration trains the critic too.
+    x = tf.constant(RNG.random((2, 2, 16, 16, 1)).astype("float32"))
+    tf.function(on.train_step)((x, x))
+    assert int(on.d_optimizer.iterations) == 1 and int(on.g_optimizer.iterations) == 1
+
+
+def test_n2s_run_never_reads_clean_images(tmp_path):
+    path = write_noisy_pairs(str(tmp_path / "noisy.h5"))
+    with h5py.File(path, "a") as f:  # only noisy stacks are left
+        for key in ("train_gt", "test_gt", "train_ns2", "test_ns2"):
+            del f[key]
+    metrics = train(
+        TrainConfig(h5=path, logdir=str(tmp_path / "run"), mode="n2s", maxiter=6, **TINY),
+        verbose=0,
+    )
+    assert set(metrics) == {"iteration", "psnr"} and np.isfinite(metrics["psnr"])
