@@ -16,7 +16,9 @@ simulation settings as root attributes.  Which stacks are written depends on ``-
 ``noisy``
     ``train_ns`` only for training (no clean training data, as in a real experiment), plus
     ``test_ns`` and ``test_gt``.  ``test_gt`` is for evaluation only: self-supervised training
-    (Noise2Self-style blind-spot methods) never reads it.
+    never reads it.  Filtered back-projection correlates the noise of neighbouring pixels,
+    which Noise2Self (``--mode n2s``) assumes independent, so it removes less of it here
+    than from raw projections (``data_tools.make_projection_dataset``).
 ``pairs``
     ``train_ns`` and ``train_ns2``, two independent Poisson noise draws of the same slices,
     each reconstructed by the same FBP (Noise2Noise training pairs), plus ``test_ns``,
@@ -49,8 +51,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import h5py
 import numpy as np
@@ -681,8 +685,17 @@ def _default_pixel_mm(size: int) -> float:
 
 
 def _check(
-    *, size: int, views: int, i0: float, pixel_mm: float, slices_per_volume: int, **counts: int
-) -> None:
+    *,
+    size: int,
+    views: int,
+    i0: float,
+    pixel_mm: float | None,
+    slices_per_volume: int,
+    **counts: int,
+) -> float:
+    """Raise CTDatasetError for a bad setting; return the pixel size (default FOV / size)."""
+    if pixel_mm is None:
+        pixel_mm = _default_pixel_mm(size)
     for name, n in counts.items():
         if int(n) != n or n <= 0:
             raise CTDatasetError(f"{name} must be a positive integer, got {n}")
@@ -696,6 +709,7 @@ def _check(
         raise CTDatasetError(f"pixel_mm must be a positive number, got {pixel_mm}")
     if int(slices_per_volume) != slices_per_volume or slices_per_volume < 1:
         raise CTDatasetError(f"slices_per_volume must be an integer >= 1, got {slices_per_volume}")
+    return pixel_mm
 
 
 def simulate_slices(
@@ -717,9 +731,7 @@ def simulate_slices(
     an extra child seed of each run, so ``noisy`` and ``clean`` are the same as without
     ``pairs``.  Arguments are validated immediately (CTDatasetError), not on first iteration.
     """
-    if pixel_mm is None:
-        pixel_mm = _default_pixel_mm(size)
-    _check(
+    pixel_mm = _check(
         n=n, size=size, views=views, i0=i0, pixel_mm=pixel_mm, slices_per_volume=slices_per_volume
     )
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -817,6 +829,36 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _check_output(path: str, overwrite: bool) -> None:
+    """Raise CTDatasetError unless ``path`` is a file name that may be written."""
+    if os.path.isdir(path):
+        raise CTDatasetError(f"output path is a directory: {path}")
+    if os.path.exists(path) and not overwrite:
+        raise OutputExistsError(f"output file exists: {path} (pass --overwrite to replace it)")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CTDatasetError(f"output directory does not exist: {directory}")
+
+
+@contextmanager
+def _temporary_outputs(paths: Sequence[str]) -> Iterator[list[str]]:
+    """Temporary names for ``paths``, renamed onto them when the block ends normally.
+
+    The names sit next to their outputs and are renamed in order; if the block raises
+    (Ctrl-C and SIGTERM included), every temporary file is removed instead.
+    """
+    tmps = [f"{path}.tmp-{os.getpid()}" for path in paths]
+    try:
+        yield tmps
+        for path, tmp in zip(paths, tmps, strict=True):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        raise
+
+
 def make_ct_dataset(
     path: str | os.PathLike[str],
     n_train: int = 64,
@@ -845,9 +887,7 @@ def make_ct_dataset(
     path = os.fspath(path)
     if kind not in KINDS:
         raise CTDatasetError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if pixel_mm is None:
-        pixel_mm = _default_pixel_mm(size)
-    _check(
+    pixel_mm = _check(
         n_train=n_train,
         n_test=n_test,
         size=size,
@@ -858,13 +898,7 @@ def make_ct_dataset(
     )
     if int(seed) != seed or seed < 0:
         raise CTDatasetError(f"seed must be a non-negative integer, got {seed}")
-    if os.path.isdir(path):
-        raise CTDatasetError(f"output path is a directory: {path}")
-    if os.path.exists(path) and not overwrite:
-        raise OutputExistsError(f"output file exists: {path} (pass --overwrite to replace it)")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CTDatasetError(f"output directory does not exist: {directory}")
+    _check_output(path, overwrite)
 
     train_seed, test_seed = np.random.SeedSequence(int(seed)).spawn(2)
     theta = _theta(views)
@@ -872,10 +906,9 @@ def make_ct_dataset(
         ("train", int(n_train), train_seed),
         ("test", int(n_test), test_seed),
     )
-    tmp = f"{path}.tmp-{os.getpid()}"
     bar = _Progress(int(n_train) + int(n_test), progress)
     try:
-        with h5py.File(tmp, "w") as f:
+        with _temporary_outputs([path]) as (tmp,), h5py.File(tmp, "w") as f:
             f.attrs.update(
                 {
                     "i0": float(i0),
@@ -931,11 +964,6 @@ def make_ct_dataset(
                             datasets[stack][i] = image
                     done += 1
                     bar.update(done, name)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     finally:
         bar.close()
 
@@ -992,7 +1020,20 @@ def parse_flags(argv: list[str], prog: str = "make_ct_dataset") -> list[str]:
         sys.exit(2)
 
 
-def main(argv: list[str]) -> None:
+def run_main(
+    prog: str,
+    argv: list[str],
+    make: Callable[..., None],
+    names: Sequence[str],
+    summary: Callable[[Any, float], str],
+) -> None:
+    """A generator's ``main``: check the arguments, write ``--out``, print the summary.
+
+    Calls ``make(--out, progress=True, name=--name ...)`` for each flag in ``names`` (the
+    flags are named as ``make``'s keywords), then prints ``summary(flags.FLAGS, seconds)``.
+    A missing ``--out``, a stray argument or a CTDatasetError is one line on stderr and
+    exit 2.
+    """
     from absl import flags
 
     cfg = flags.FLAGS
@@ -1002,30 +1043,29 @@ def main(argv: list[str]) -> None:
     elif not cfg.out:
         problem = "--out is required (the HDF5 file to write)"
     if problem:
-        print(f"make_ct_dataset: error: {problem}", file=sys.stderr)
+        print(f"{prog}: error: {problem}", file=sys.stderr)
         sys.exit(2)
-    # A plain `kill` (SIGTERM) unwinds like Ctrl-C, so the partial temporary file goes too.
+    # A plain `kill` (SIGTERM) unwinds like Ctrl-C, so the partial temporary files go too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     start = time.monotonic()
     try:
-        make_ct_dataset(
-            cfg.out,
-            n_train=cfg.n_train,
-            n_test=cfg.n_test,
-            size=cfg.size,
-            views=cfg.views,
-            i0=cfg.i0,
-            pixel_mm=cfg.pixel_mm,
-            slices_per_volume=cfg.slices_per_volume,
-            seed=cfg.seed,
-            overwrite=cfg.overwrite,
-            progress=True,
-            kind=cfg.kind,
-        )
+        make(cfg.out, progress=True, **{name: getattr(cfg, name) for name in names})
     except CTDatasetError as err:
-        print(f"make_ct_dataset: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
-    print(_summary(cfg.out, cfg.kind, time.monotonic() - start))
+    print(summary(cfg, time.monotonic() - start))
+
+
+def main(argv: list[str]) -> None:
+    names = (
+        "n_train", "n_test", "size", "views", "i0", "pixel_mm", "slices_per_volume", "seed",
+        "overwrite", "kind",
+    )  # fmt: skip
+
+    def summary(cfg: Any, seconds: float) -> str:
+        return _summary(cfg.out, cfg.kind, seconds)
+
+    run_main("make_ct_dataset", argv, make_ct_dataset, names, summary)
 
 
 def _summary(path: str, kind: str, seconds: float) -> str:

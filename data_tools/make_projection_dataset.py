@@ -44,9 +44,7 @@ measurements of one scene, for Noise2Noise training. Both files have identical
 from __future__ import annotations
 
 import os
-import signal
-import sys
-import time
+from typing import Any
 
 import h5py
 import numpy as np
@@ -54,14 +52,15 @@ from skimage.transform import radon
 
 from data_tools.make_ct_dataset import (
     CTDatasetError,
-    OutputExistsError,
     _check,
-    _default_pixel_mm,
+    _check_output,
     _Progress,
+    _temporary_outputs,
     _theta,
     parse_flags,
     phantom_slice,
     random_phantom,
+    run_main,
 )
 
 __all__ = [
@@ -184,16 +183,6 @@ def _write_file(
         ref.create_dataset("line_integrals", data=p, chunks=chunks).attrs["units"] = "1 (-ln T)"
 
 
-def _check_output(path: str, overwrite: bool) -> None:
-    if os.path.isdir(path):
-        raise CTDatasetError(f"output path is a directory: {path}")
-    if os.path.exists(path) and not overwrite:
-        raise OutputExistsError(f"output file exists: {path} (pass --overwrite to replace it)")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CTDatasetError(f"output directory does not exist: {directory}")
-
-
 def make_projection_dataset(
     path: str | os.PathLike[str],
     pair: str | os.PathLike[str] | None = None,
@@ -217,9 +206,7 @@ def make_projection_dataset(
     """
     path = os.fspath(path)
     pair = None if pair is None else os.fspath(pair)
-    if pixel_mm is None:
-        pixel_mm = _default_pixel_mm(size)
-    _check(
+    pixel_mm = _check(
         size=size,
         views=n_angles,
         i0=i0,
@@ -247,50 +234,45 @@ def make_projection_dataset(
     theta = _theta(n_angles)
     blocks = -(-n_angles // ANGLE_BLOCK)
     bar = _Progress(rows + len(outputs) * blocks, progress, "make_projection_dataset", "steps")
-    tmps = [f"{out}.tmp-{os.getpid()}" for out in outputs]
     try:
-        p, kind = _line_integrals(phantom_rng, theta, rows, size, float(pixel_mm), bar)
-        beam = _beam(rows, size, float(i0), instrument_rng)
-        dark = DARK_LEVEL + DARK_PATTERN * instrument_rng.standard_normal((rows, size))
-        for k, (out, tmp) in enumerate(zip(outputs, tmps, strict=True)):
-            attrs = {
-                "generator": GENERATOR,
-                "seed": int(seed),
-                "realisation": k + 1,
-                "pair": os.path.basename(outputs[1 - k]) if pair is not None else "",
-                "n_angles": n_angles,
-                "rows": rows,
-                "size": size,
-                "pixel_mm": float(pixel_mm),
-                "row_step_mm": float(pixel_mm),
-                "i0": float(i0),
-                "n_flats": flats,
-                "n_darks": darks,
-                "dark_level": DARK_LEVEL,
-                "dark_pattern": DARK_PATTERN,
-                "read_noise": READ_NOISE,
-                "gain_pattern": GAIN_PATTERN,
-                "beam_edge_columns": BEAM_EDGE_COLUMNS,
-                "beam_edge_rows": BEAM_EDGE_ROWS,
-                "phantom_kind": kind,
-                "reference": "/reference: noise-free truth, for evaluation only (never training)",
-                "description": (
-                    "Synthetic parallel-beam projections: anatomy-like 3D phantom, radon line "
-                    "integrals p, counts = Poisson(beam*exp(-p)) + dark offset + read noise "
-                    "(uint16); flats = Poisson(beam) + dark; darks = dark; smooth non-uniform "
-                    "beam times detector gain pattern."
-                ),
-            }
-            label = f"noise {os.path.basename(out)}"
-            step = (bar, rows + k * blocks, label)
-            _write_file(tmp, p, theta, beam, dark, flats, darks, noises[k], attrs, step)
-        for out, tmp in zip(outputs, tmps, strict=True):
-            os.replace(tmp, out)
-    except BaseException:
-        for tmp in tmps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        raise
+        with _temporary_outputs(outputs) as tmps:
+            p, kind = _line_integrals(phantom_rng, theta, rows, size, float(pixel_mm), bar)
+            beam = _beam(rows, size, float(i0), instrument_rng)
+            dark = DARK_LEVEL + DARK_PATTERN * instrument_rng.standard_normal((rows, size))
+            for k, (out, tmp) in enumerate(zip(outputs, tmps, strict=True)):
+                attrs = {
+                    "generator": GENERATOR,
+                    "seed": int(seed),
+                    "realisation": k + 1,
+                    "pair": os.path.basename(outputs[1 - k]) if pair is not None else "",
+                    "n_angles": n_angles,
+                    "rows": rows,
+                    "size": size,
+                    "pixel_mm": float(pixel_mm),
+                    "row_step_mm": float(pixel_mm),
+                    "i0": float(i0),
+                    "n_flats": flats,
+                    "n_darks": darks,
+                    "dark_level": DARK_LEVEL,
+                    "dark_pattern": DARK_PATTERN,
+                    "read_noise": READ_NOISE,
+                    "gain_pattern": GAIN_PATTERN,
+                    "beam_edge_columns": BEAM_EDGE_COLUMNS,
+                    "beam_edge_rows": BEAM_EDGE_ROWS,
+                    "phantom_kind": kind,
+                    "reference": (
+                        "/reference: noise-free truth, for evaluation only (never training)"
+                    ),
+                    "description": (
+                        "Synthetic parallel-beam projections: anatomy-like 3D phantom, radon line "
+                        "integrals p, counts = Poisson(beam*exp(-p)) + dark offset + read noise "
+                        "(uint16); flats = Poisson(beam) + dark; darks = dark; smooth non-uniform "
+                        "beam times detector gain pattern."
+                    ),
+                }
+                label = f"noise {os.path.basename(out)}"
+                step = (bar, rows + k * blocks, label)
+                _write_file(tmp, p, theta, beam, dark, flats, darks, noises[k], attrs, step)
     finally:
         bar.close()
 
@@ -339,39 +321,15 @@ def _summary(path: str, pair: str | None, seconds: float) -> str:
 
 
 def main(argv: list[str]) -> None:
-    from absl import flags
+    names = (
+        "pair", "n_angles", "rows", "size", "i0", "flats", "darks", "pixel_mm", "seed",
+        "overwrite",
+    )  # fmt: skip
 
-    cfg = flags.FLAGS
-    problem = None
-    if len(argv) > 1:
-        problem = f"unexpected arguments: {' '.join(argv[1:])}"
-    elif not cfg.out:
-        problem = "--out is required (the HDF5 file to write)"
-    if problem:
-        print(f"make_projection_dataset: error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    # A plain `kill` (SIGTERM) unwinds like Ctrl-C, so the partial temporary files go too.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    start = time.monotonic()
-    try:
-        make_projection_dataset(
-            cfg.out,
-            pair=cfg.pair,
-            n_angles=cfg.n_angles,
-            rows=cfg.rows,
-            size=cfg.size,
-            i0=cfg.i0,
-            flats=cfg.flats,
-            darks=cfg.darks,
-            pixel_mm=cfg.pixel_mm,
-            seed=cfg.seed,
-            overwrite=cfg.overwrite,
-            progress=True,
-        )
-    except CTDatasetError as err:
-        print(f"make_projection_dataset: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(_summary(cfg.out, cfg.pair, time.monotonic() - start))
+    def summary(cfg: Any, seconds: float) -> str:
+        return _summary(cfg.out, cfg.pair, seconds)
+
+    run_main("make_projection_dataset", argv, make_projection_dataset, names, summary)
 
 
 if __name__ == "__main__":

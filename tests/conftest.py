@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -51,15 +52,28 @@ def pair_file(tmp_path) -> str:
     return write_pair_file(str(tmp_path / "pairs.h5"))
 
 
-def run_module(module: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m module args`` as a user would, from the repository root."""
+def run_module(
+    module: str, *args: str, timeout: float = 600, cwd: str | os.PathLike = ROOT
+) -> subprocess.CompletedProcess:
+    """Run ``python -m module args`` as a user would (from the repository root by default)."""
     env = {**os.environ, "PYTHONPATH": ROOT}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (to check that a file was left untouched)."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two arrays' values."""
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])

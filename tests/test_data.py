@@ -39,11 +39,20 @@ def index_file(tmp_path):
     return write(tmp_path / "idx.h5", ns=noisy, gt=noisy + 0.5), (n, h, w)
 
 
-def test_neighbours_reflect_at_both_ends():
+def test_neighbours_mirror_about_the_centre_at_both_ends():
     assert neighbour_indices(0, 10, 5) == [2, 1, 0, 1, 2]
+    assert neighbour_indices(1, 10, 5) == [3, 0, 1, 2, 3]
+    assert neighbour_indices(8, 10, 5) == [6, 7, 8, 9, 6]
     assert neighbour_indices(9, 10, 3) == [8, 9, 8]
     assert neighbour_indices(4, 10, 3) == [3, 4, 5]
+    # With at least depth slices, no neighbour is the centre slice itself.
+    for n in range(7, 12):
+        for i in range(n):
+            neighbours = neighbour_indices(i, n, 7)
+            assert neighbours[3] == i and i not in neighbours[:3] + neighbours[4:]
+    # Shorter stacks repeat what they have.
     assert neighbour_indices(0, 1, 3) == [0, 0, 0]
+    assert neighbour_indices(0, 2, 5) == [0, 1, 0, 1, 0]
 
 
 def test_reader_stacks_neighbours_with_centre_slice_target(index_file):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import file_sha256 as _sha
 
 from tomogan_tf.data import dxchange as dx
 from tomogan_tf.errors import InputError
@@ -50,10 +50,6 @@ def write_dx(
             f["process/recipe"] = np.arange(4, dtype=np.int16)
             f["measurement/data_link"] = h5py.SoftLink("/exchange/data")
     return path
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _identity(source: dx.DxchangeSource, sink: dx.DxchangeSink, batch: int = 2) -> None:

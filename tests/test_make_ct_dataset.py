@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from conftest import correlation as _corr
+from conftest import file_sha256 as _sha
+from conftest import run_module
 
 from data_tools import make_ct_dataset as mcd
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(n_train=6, n_test=4, size=32, views=24, slices_per_volume=3)
 NAMES = ("train_ns", "train_gt", "test_ns", "test_gt")
 
@@ -26,26 +25,8 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         return {name: f[name][...] for name in (*NAMES, "theta")}
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "data_tools.make_ct_dataset", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    return run_module("data_tools.make_ct_dataset", *args, timeout=120, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from conftest import correlation as _corr
+from conftest import file_sha256 as _sha
+from conftest import run_module
 
 from data_tools import make_ct_dataset as mcd
 from data_tools import make_projection_dataset as mpd
 from tomogan_tf.data.dxchange import open_dxchange
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(n_angles=12, rows=4, size=32, i0=2000.0, flats=4, darks=3)
 KEYS = ("exchange/data", "exchange/data_white", "exchange/data_dark", "exchange/theta")
 REFS = ("reference/transmission", "reference/line_integrals")
@@ -28,26 +27,8 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         return {key: f[key][()] for key in (*KEYS, *REFS) if key in f}
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "data_tools.make_projection_dataset", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    return run_module("data_tools.make_projection_dataset", *args, timeout=120, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,7 @@ def test_n2s_validation_scores_hidden_pixels_against_the_noisy_image():
     assert set(logs) == {"psnr"}
     from tomogan_tf.data.masking import apply_grid_mask
 
-    masked, mask = apply_grid_mask(noisy, 3)
+    masked, mask = apply_grid_mask(noisy, 15)  # validation image 3 hides phase 5 * 3 % 16
     pred = trainer.generator(masked).numpy()
     mse = np.mean((pred - noisy)[mask.numpy() > 0] ** 2)
     assert float(logs["psnr"]) == pytest.approx(-10 * np.log10(mse), rel=1e-4)
@@ -171,3 +171,80 @@ def test_n2s_run_never_reads_clean_images(tmp_path):
         verbose=0,
     )
     assert set(metrics) == {"iteration", "psnr"} and np.isfinite(metrics["psnr"])
+
+
+# ------------------------------------------------------------------- J-invariant inference
+
+
+def box_filter(x: np.ndarray) -> np.ndarray:
+    """A 3x3 mean of the centre channel: a 'network' whose output at a pixel reads that pixel."""
+    centre = x[..., x.shape[-1] // 2]
+    padded = np.pad(centre, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    out = sum(
+        padded[:, dy : dy + centre.shape[1], dx : dx + centre.shape[2]]
+        for dy in range(3)
+        for dx in range(3)
+    )
+    return (out / 9.0)[..., None].astype("float32")
+
+
+@pytest.mark.parametrize("shape", [(10, 10), (13, 21), (16, 16)])
+def test_jinv_denoiser_never_reads_the_pixel_it_predicts(shape):
+    """Also where the image is padded to the network's multiple (mirrored copies)."""
+    from tomogan_tf.inference.denoiser import Denoiser
+
+    image = RNG.random(shape).astype("float32")
+    jinv = Denoiser(box_filter, None, multiple=8, margin=0, inference="jinv")
+    direct = Denoiser(box_filter, None, multiple=8, margin=0)
+    base, base_direct = jinv(image), direct(image)
+    for y, x in [(shape[0] - 1, shape[1] - 1), (0, 0), (shape[0] // 2, 3)]:
+        moved = image.copy()
+        moved[y, x] += 10.0
+        assert jinv(moved)[y, x] == pytest.approx(base[y, x], abs=1e-6)
+        assert abs(direct(moved)[y, x] - base_direct[y, x]) > 0.5
+
+
+def test_jinv_refuses_what_it_cannot_keep_j_invariant():
+    from tomogan_tf.inference.denoiser import Denoiser
+
+    with pytest.raises(InputError, match="--inference jinv is for 2-D models"):
+        Denoiser(box_filter, None, dims=3, inference="jinv")
+    den = Denoiser(box_filter, None, depth=5, margin=0, inference="jinv")
+    with pytest.raises(InputError, match="fewer than the model's --depth 5"):
+        den(RNG.random((3, 8, 8)).astype("float32"))
+    assert den(RNG.random((5, 8, 8)).astype("float32")).shape == (5, 8, 8)
+
+
+def test_n2s_refuses_stacks_thinner_than_the_depth(tmp_path):
+    path = write_noisy_pairs(str(tmp_path / "thin.h5"), n=2)
+    config = TrainConfig(h5=path, logdir=str(tmp_path / "r"), mode="n2s", depth=3, **TINY)
+    with pytest.raises(InputError, match="has 2 slices, fewer than --depth 3"):
+        _open_data(config.validate())
+
+
+def test_data_exchange_pairs_need_the_same_angles(tmp_path):
+    from data_tools.make_projection_dataset import make_projection_dataset
+
+    first, second = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    make_projection_dataset(first, second, n_angles=12, rows=16, size=16, flats=2, darks=1)
+    with h5py.File(second, "a") as f:
+        f["exchange/theta"][...] = f["exchange/theta"][:] + 0.5
+    config = TrainConfig(
+        h5=first, target_h5=second, layout="dxchange", mode="n2n", logdir=str(tmp_path / "r"),
+        **TINY,
+    )  # fmt: skip
+    with pytest.raises(InputError, match="angles 'exchange/theta' differ"):
+        _open_data(config.validate())
+    # A model trained with flat fields refuses a file without them.
+    from tomogan_tf.data.dxchange import open_dxchange
+    from tomogan_tf.inference.denoiser import Denoiser
+
+    with h5py.File(second, "a") as f:
+        del f["exchange/data_white"]
+    den = Denoiser(box_filter, None, trained={"layout": "dxchange", "flat_field": True})
+    with open_dxchange(second) as source, pytest.raises(InputError, match="has no flat fields"):
+        den.check_flat_field(source)
+    config = TrainConfig(h5=first, layout="dxchange", mode="n2s", logdir=str(tmp_path / "s"),
+                         **TINY).validate()  # fmt: skip
+    _open_data(config)
+    assert config.flat_field is True

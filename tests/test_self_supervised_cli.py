@@ -11,8 +11,8 @@ from test_self_supervised import write_noisy_pairs
 from data_tools.make_projection_dataset import make_projection_dataset
 from tomogan_tf import Denoiser
 from tomogan_tf.data.dxchange import DARKS, DATA, FLATS, THETA, open_dxchange
-from tomogan_tf.inference.io import cast_output
 from tomogan_tf.serving import export_savedmodel
+from tomogan_tf.utils.files import cast_output
 
 TINY = ["--psz", "16", "--mbsz", "2", "--val_slices", "2", "--vgg_weights", "none"]
 SHORT = ["--maxiter", "6", "--val_every", "3", *TINY]

@@ -11,6 +11,11 @@ A 3-D model (``adl3d``) denoises a stack as one volume (N is the depth axis):
 ``--tile`` is then the side of the cubes it is cut into and ``--overlap`` their
 context in voxels; the volume streams through in z-slabs of ``--tile`` slices, and
 ``--batch`` does not apply (one cube per forward pass).
+
+A model trained on Data Exchange projections (``--layout dxchange``) reads a Data
+Exchange file, flat/dark corrects it as in training, and writes a copy of it in which
+only ``/exchange/data`` holds the denoised projections, in the input's dtype.
+``--inference jinv`` gives a Noise2Self model's J-invariant prediction.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from tomogan_tf.inference.io import (
     file_format,
     open_source,
     output_dtype,
-    same_file,
 )
+from tomogan_tf.utils.files import same_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory, .keras file or SavedModel (default: shipped).")
@@ -107,6 +112,7 @@ def main(argv: list[str]) -> None:
     attrs = {"source": os.path.abspath(FLAGS.input), "model": denoiser.name}
     if layout == "dxchange":
         with open_dxchange(FLAGS.input, minus_log=denoiser.trained["minus_log"]) as source:
+            denoiser.check_flat_field(source)
             dtype = output_dtype(FLAGS.dtype or "input", source.dtype)
             with DxchangeSink(FLAGS.output, source, dtype, attrs=attrs) as sink:
                 denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())

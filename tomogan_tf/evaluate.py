@@ -23,9 +23,9 @@ from tomogan_tf import cli
 from tomogan_tf.data.dxchange import open_dxchange
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.denoiser import INFERENCE, Denoiser
-from tomogan_tf.inference.io import open_source, same_file
+from tomogan_tf.inference.io import open_source
 from tomogan_tf.metrics import image_metrics
-from tomogan_tf.utils.files import write_json_atomic
+from tomogan_tf.utils.files import same_file, write_json_atomic
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory, .keras file or SavedModel (default: shipped).")

@@ -32,7 +32,7 @@ import numpy as np
 
 from tomogan_tf.data.hdf5 import H5_LOCK, check_numeric, find_dataset, open_h5
 from tomogan_tf.errors import InputError
-from tomogan_tf.inference.io import cast_output, same_file
+from tomogan_tf.utils.files import AtomicFileSink, cast_output
 
 __all__ = [
     "DARKS",
@@ -357,7 +357,7 @@ def _copy_members(src: h5py.Group, dst: h5py.Group, skip: str) -> None:
             src.copy(name, dst, name=name)
 
 
-class DxchangeSink:
+class DxchangeSink(AtomicFileSink):
     """Writes denoised projections back into a copy of the source's Data Exchange file.
 
     Everything but ``/exchange/data`` (groups, flats, darks, theta, attributes) is copied
@@ -378,34 +378,20 @@ class DxchangeSink:
         dtype: np.dtype | str | None = None,
         attrs: dict | None = None,
     ):
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            raise InputError(path, "is a directory; give an output file name")
-        if same_file(path, source.path):
-            raise InputError(path, "is the input file; choose another output")
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise InputError(path, f"output folder {directory} does not exist")
-        self.path, self.source = path, source
+        super().__init__(os.fspath(path), input_path=source.path)
+        self.source = source
         self.shape = source.shape
         self.dtype = np.dtype(source.dtype if dtype is None else dtype)
         self.single_image = source.single_image
         self.attrs = dict(attrs or {})
-        base, suffix = os.path.splitext(os.path.basename(path))
-        self.tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}{suffix}")
         self._handle: h5py.File | None = None
         self._target: h5py.Dataset | None = None
 
-    def __enter__(self) -> DxchangeSink:
-        try:
-            with H5_LOCK:
-                self._open()
-        except BaseException:
-            self._discard()
-            raise
-        return self
-
     def _open(self) -> None:
+        with H5_LOCK:
+            self._copy_input()
+
+    def _copy_input(self) -> None:
         src_file = self.source._dataset.file
         src = self.source._dataset
         self._handle = out = h5py.File(self.tmp, "w")
@@ -443,22 +429,3 @@ class DxchangeSink:
             if self._handle is not None:
                 self._handle.close()
                 self._handle = None
-
-    def _discard(self) -> None:
-        try:
-            self._close()
-        finally:
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._discard()
-            return
-        try:
-            self._close()  # a failure here (disk full) must not publish a truncated file
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
-            raise

@@ -18,21 +18,26 @@ from tomogan_tf.errors import InputError
 
 
 def neighbour_indices(index: int, n: int, depth: int) -> list[int]:
-    """Indices of the ``depth`` slices centred on ``index``, reflected at the stack ends.
+    """Indices of the ``depth`` slices centred on ``index``, mirrored about it at the ends.
+
+    A neighbour past an end is replaced by the one as far on the other side of
+    ``index``, so in a stack of at least ``depth`` slices no neighbour is the centre
+    slice itself (Noise2Self hides the centre; a copy beside it would show it).
+    Shorter stacks repeat slices (reflected at the ends).
 
     Example:
-    >>> neighbour_indices(0, 10, 5)
-    [2, 1, 0, 1, 2]
+    >>> neighbour_indices(0, 10, 5), neighbour_indices(1, 10, 5)
+    ([2, 1, 0, 1, 2], [3, 0, 1, 2, 3])
     """
     radius = depth // 2
     out = []
     for j in range(index - radius, index + radius + 1):
-        if n > 1:
+        if not 0 <= j < n:
+            j = 2 * index - j
+        if not 0 <= j < n:  # fewer than depth slices
             period = 2 * (n - 1)
-            j = j % period
+            j = j % period if n > 1 else 0
             j = period - j if j >= n else j
-        else:
-            j = 0
         out.append(j)
     return out
 
@@ -66,20 +71,26 @@ class StackReader:
     def shape(self) -> tuple[int, int, int]:
         return self.noisy.shape
 
-    def _read_locked(self, noisy_range, target_range, region):
-        """``noisy_range`` / ``target_range``: (start, stop) or a list of single slices."""
+    def _read_pair(self, noisy_range, target_range, region):
+        """``noisy_range`` / ``target_range``: (start, stop) or a list of single slices.
+
+        Only the reads hold `H5_LOCK`; the corrections run in parallel after it.
+        """
 
         def read(f, stack, slices):
             if isinstance(slices, tuple):
-                return stack.read(f, *slices, region)
-            return np.concatenate([stack.read(f, j, j + 1, region) for j in slices])
+                return stack.read_raw(f, *slices, region)
+            return np.concatenate([stack.read_raw(f, j, j + 1, region) for j in slices])
 
-        with H5_LOCK, open_h5(self.noisy.path) as f:
-            noisy = read(f, self.noisy, noisy_range)
-            if self.target.path == self.noisy.path:
-                return noisy, read(f, self.target, target_range)
-        with H5_LOCK, open_h5(self.target.path) as g:
-            return noisy, read(g, self.target, target_range)
+        with H5_LOCK:
+            with open_h5(self.noisy.path) as f:
+                noisy = read(f, self.noisy, noisy_range)
+                if self.target.path == self.noisy.path:
+                    target = read(f, self.target, target_range)
+            if self.target.path != self.noisy.path:
+                with open_h5(self.target.path) as g:
+                    target = read(g, self.target, target_range)
+        return self.noisy.correct(noisy, region), self.target.correct(target, region)
 
     def _check_finite(self, arrays, where: str) -> None:
         for stack, data in zip((self.noisy, self.target), arrays, strict=True):
@@ -92,7 +103,7 @@ class StackReader:
         neighbours = neighbour_indices(index, self.shape[0], self.depth)
         if neighbours == list(range(neighbours[0], neighbours[-1] + 1)):
             neighbours = (neighbours[0], neighbours[-1] + 1)
-        arrays = self._read_locked(
+        arrays = self._read_pair(
             neighbours, (index, index + 1), np.s_[y : y + height, x : x + width]
         )
         self._check_finite(arrays, f"near slice {index}")
@@ -102,7 +113,7 @@ class StackReader:
         """Return aligned noisy and target (size, size, size, 1) sub-volumes at (z, y, x)."""
         z, y, x, size = (int(v) for v in (z, y, x, size))
         region = np.s_[y : y + size, x : x + size]
-        arrays = self._read_locked((z, z + size), (z, z + size), region)
+        arrays = self._read_pair((z, z + size), (z, z + size), region)
         self._check_finite(arrays, f"in slices {z}-{z + size - 1}")
         return tuple(a[..., None] for a in arrays)
 
@@ -196,17 +207,18 @@ def slice_dataset(
 ) -> tf.data.Dataset:
     """Whole slices (with their neighbours) in a fixed order, for validation.
 
-    With ``with_index`` elements are ``(noisy, target, index)``: Noise2Self
-    validation hides a different grid phase in each slice.
+    With ``with_index`` elements are ``(noisy, target, k)``, ``k`` the slice's place
+    in ``indices``: Noise2Self validation hides a different mask in each slice.
     """
     _, height, width = reader.shape
 
-    def load(index):
+    def load(index, k):
         noisy, clean = _read_op(reader, index, 0, 0, height, width, (height, width))
         loaded = normalizer.apply(noisy), normalizer.apply(clean)
-        return (*loaded, index) if with_index else loaded
+        return (*loaded, k) if with_index else loaded
 
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
+    indices = np.asarray(indices, dtype=np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((indices, np.arange(len(indices), dtype=np.int64)))
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

@@ -41,8 +41,15 @@ class Stack:
 
     def read(self, f: h5py.File, start: int, stop: int, region=np.s_[:, :]) -> np.ndarray:
         """Slices ``[start, stop)`` of the view, within ``region``, from the open file ``f``."""
-        data = read_slices(f, self.key, self.start + start, self.start + stop, region)
-        return data if self.correction is None else self.correction(data, region)
+        return self.correct(self.read_raw(f, start, stop, region), region)
+
+    def read_raw(self, f: h5py.File, start: int, stop: int, region=np.s_[:, :]) -> np.ndarray:
+        """`read` without the correction: the I/O part, for readers holding `H5_LOCK`."""
+        return read_slices(f, self.key, self.start + start, self.start + stop, region)
+
+    def correct(self, raw: np.ndarray, region=np.s_[:, :]) -> np.ndarray:
+        """The correction of `read` applied to ``raw`` slices of ``region``."""
+        return raw if self.correction is None else self.correction(raw, region)
 
     def describe(self) -> str:
         """How error messages name this stack."""

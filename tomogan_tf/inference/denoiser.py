@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tomogan_tf.data.dxchange import DxchangeSource
 from tomogan_tf.data.masking import jinvariant_predict
 from tomogan_tf.data.normalization import Normalizer
 from tomogan_tf.data.pipeline import neighbour_indices
@@ -49,6 +50,8 @@ TRAINED_DEFAULTS = {
     "mode": "supervised",
     "layout": "tomogan",
     "minus_log": False,
+    "flat_field": None,  # dxchange: whether training divided by flat fields
+    "mask": "grid",
     "mask_fill": "mean",
 }
 METADATA_FILE = os.path.join("assets.extra", "tomogan_tf.json")
@@ -128,8 +131,14 @@ class Denoiser:
         if inference not in INFERENCE:
             raise InputError(None, f"--inference must be one of {', '.join(INFERENCE)}")
         self.trained = {**TRAINED_DEFAULTS, **(trained or {})}
+        if inference == "jinv" and dims == 3:
+            raise InputError(
+                name,
+                "--inference jinv is for 2-D models (a 3-D model would need 64 passes of"
+                " every cube); use --inference direct",
+            )
         self.inference = inference
-        self.direct, self.normalizer = predict, normalizer
+        self.predict, self.normalizer = predict, normalizer
         self.depth, self.multiple, self.name, self.dims = depth, multiple, name, dims
         tile = DEFAULT_TILE[dims] if tile is None else tile
         self.tile = max(multiple, tile // multiple * multiple)
@@ -138,15 +147,6 @@ class Denoiser:
         self.generator = generator  # the Keras model, when loaded from one (for export)
         # The normalisation window the model was trained in: data range of its metrics.
         self.window = normalizer
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The model on a (batch, *spatial, C) input in its own units, direct or J-invariant."""
-        if self.inference == "direct":
-            return self.direct(x)
-        # "Zero" is 0 in normalised units; a SavedModel normalises inside, so pass
-        # the raw value that maps to it.
-        zero = 0.0 if self.normalizer is not None or self.window is None else self.window.low
-        return jinvariant_predict(self.direct, x, fill=self.trained["mask_fill"], zero=zero)
 
     @property
     def margin(self) -> int:
@@ -161,7 +161,7 @@ class Denoiser:
             probe = (0.0, 1.0) if self.normalizer else (window.low, window.high)
             try:
                 radius = receptive_field_radius(
-                    self.direct, self.depth, self.multiple, value_range=probe, dims=self.dims
+                    self.predict, self.depth, self.multiple, value_range=probe, dims=self.dims
                 )
             except ValueError as err:
                 raise InputError(
@@ -280,6 +280,17 @@ class Denoiser:
             den.window = Normalizer.from_dict(meta["normalization"])
         return den
 
+    def check_flat_field(self, source: DxchangeSource) -> None:
+        """Refuse Data Exchange projections corrected unlike the training data (flats or not)."""
+        trained, here = self.trained["flat_field"], source.info.n_flats > 0
+        if trained is not None and trained != here:
+            raise InputError(
+                source.path,
+                "has no flat fields, but the model was trained on flat-corrected projections"
+                if trained
+                else "has flat fields, but the model was trained on projections without them",
+            )
+
     # ------------------------------------------------------------------ arrays
     def _slices_per_batch(self, height: int, width: int) -> int:
         if self.batch_size:
@@ -306,13 +317,27 @@ class Denoiser:
         x = stacks.astype(np.float32)
         if self.normalizer is not None:
             x = self.normalizer.apply(x)
+        if self.inference == "jinv":
+            # Hide each grid phase in image coordinates, before padding: a mirrored
+            # copy of a hidden pixel would otherwise show it to the network.
+            # "Zero" is 0 in normalised units; a SavedModel normalises inside, so it
+            # gets the raw value that maps to 0.
+            zero = 0.0 if self.normalizer is not None or self.window is None else self.window.low
+            fill = self.trained["mask_fill"]
+            y = jinvariant_predict(self._predict_images, x, fill=fill, zero=zero)
+        else:
+            y = self._predict_images(x)
+        y = y[..., 0]
+        return self.normalizer.invert(y).astype(np.float32) if self.normalizer else y
+
+    def _predict_images(self, x: np.ndarray) -> np.ndarray:
+        """The network on (batch, H, W, depth) of any size: padded, tiled, cropped back."""
         padded, height, width = pad_to_multiple(x, self.multiple)
         padded = padded.numpy()
         self._check_tile(padded.shape[1:3])
         margin = self.margin if max(padded.shape[1:3]) > self.tile else 0
         y = predict_tiled(self.predict, padded, self.tile, margin, self.multiple)
-        y = y[:, : int(height), : int(width), 0]
-        return self.normalizer.invert(y).astype(np.float32) if self.normalizer else y
+        return y[:, : int(height), : int(width)]
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Denoise an (H, W) image or an (N, H, W) stack held in memory.
@@ -352,6 +377,12 @@ class Denoiser:
             self._stream_volume(source, write, progress)
             return
         n, height, width = source.shape
+        if self.inference == "jinv" and n < self.depth:
+            raise InputError(
+                source.path,
+                f"{n} slice(s) are fewer than the model's --depth {self.depth}: the neighbours"
+                " of a slice would include the slice itself, which J-invariant inference hides",
+            )
         batch = self._slices_per_batch(height, width)
         bar = keras.utils.Progbar(n, unit_name="slice") if progress else None
         for start in range(0, n, batch):

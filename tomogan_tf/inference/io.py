@@ -18,6 +18,7 @@ import numpy as np
 
 from tomogan_tf.data.hdf5 import H5_LOCK, check_numeric, find_dataset, open_h5
 from tomogan_tf.errors import InputError
+from tomogan_tf.utils.files import AtomicFileSink, cast_output
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".cxi")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -157,21 +158,7 @@ def output_dtype(name: str, input_dtype: np.dtype) -> np.dtype:
     return np.dtype(input_dtype if name == "input" else name)
 
 
-def cast_output(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round and clip to an integer dtype's range; plain cast for floats."""
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(data), info.min, info.max).astype(dtype)
-    return data.astype(dtype)
-
-
-def same_file(a: str, b: str) -> bool:
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-class SliceSink:
+class SliceSink(AtomicFileSink):
     """Writes a stack slice batch by slice batch to a temporary file, then renames it.
 
     Use as a context manager: leaving the block normally commits the output, an
@@ -189,27 +176,15 @@ class SliceSink:
     ):
         if not key:
             raise InputError(path, "the output dataset name (--output_key) is empty")
-        if os.path.isdir(path):
-            raise InputError(path, "is a directory; give an output file name")
-        self.path, self.shape, self.dtype, self.key = path, shape, np.dtype(dtype), key
+        super().__init__(path)
+        self.shape, self.dtype, self.key = shape, np.dtype(dtype), key
         self.single_image = single_image
-        self.format = file_format(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise InputError(path, f"output folder {directory} does not exist")
-        base, suffix = os.path.splitext(os.path.basename(path))
-        self.tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}{suffix}")
         self.attrs = attrs or {}
         self._handle = None
         self._target = None
 
-    def __enter__(self) -> SliceSink:
-        try:
-            self._open()
-        except BaseException:
-            self._discard()
-            raise
-        return self
+    def _output_format(self, path: str) -> str:
+        return file_format(path)
 
     def _open(self) -> None:
         _, height, width = self.shape
@@ -266,22 +241,3 @@ class SliceSink:
             self._target = None
         elif self._handle is not None:
             self._handle.close()
-
-    def _discard(self) -> None:
-        try:
-            self._close()
-        finally:
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._discard()
-            return
-        try:
-            self._close()  # a failure here (disk full) must not publish a truncated file
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
-            raise

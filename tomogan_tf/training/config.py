@@ -205,16 +205,23 @@ class TrainConfig:
     gt_key: str | None = _opt(
         None,
         "Target training stack, aligned slice by slice with --ns_key: clean (supervised,"
-        " default train_gt) or the second noisy measurement (n2n, default train_ns2).",
+        " default train_gt) or the second noisy measurement (n2n, default train_ns2, or"
+        " --ns_key's name in --target_h5).",
     )
     val_ns_key: str = _opt("test_ns", "Noisy validation stack.")
-    val_gt_key: str | None = _opt(None, "Target validation stack (default test_gt; n2n: test_ns2).")
+    val_gt_key: str | None = _opt(
+        None,
+        "Target validation stack (default test_gt; n2n: test_ns2, or --val_ns_key's name"
+        " in --target_h5).",
+    )
     norm_low: float = _opt(0.5, "Percentile of the noisy training data mapped to 0.")
     norm_high: float = _opt(99.5, "Percentile of the noisy training data mapped to 1.")
     max_keep: int = _opt(3, "Checkpoints kept in the run directory.")
 
     # Fitted from the data on the first start, then reused (resume, inference).
     normalization: dict | None = field(default=None, metadata={"flag": False})
+    # dxchange: whether the projections had flat fields to divide by (inference checks).
+    flat_field: bool | None = field(default=None, metadata={"flag": False})
 
     # Settings that must not change when a run is resumed: they shape the weights, the
     # normalisation, or the patch stream a resumed run continues.

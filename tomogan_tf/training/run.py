@@ -33,7 +33,13 @@ from tomogan_tf.data import (
     patch_dataset,
     slice_dataset,
 )
-from tomogan_tf.data.dxchange import DATA, FlatDarkCorrection, inspect_dxchange
+from tomogan_tf.data.dxchange import (
+    DATA,
+    THETA,
+    DxchangeInfo,
+    FlatDarkCorrection,
+    inspect_dxchange,
+)
 from tomogan_tf.data.hdf5 import check_finite
 from tomogan_tf.data.normalization import Normalizer
 from tomogan_tf.errors import InputError
@@ -69,7 +75,7 @@ def _resolve_config(config: TrainConfig) -> TrainConfig:
             "holds a run with different settings (" + ", ".join(changed) + "); "
             "use the same settings to resume it or a new --logdir",
         )
-    config.normalization = saved.normalization
+    config.normalization, config.flat_field = saved.normalization, saved.flat_field
     return config
 
 
@@ -135,14 +141,14 @@ def _named_stacks(config: TrainConfig) -> tuple[Stack, Stack | None, Stack, Stac
     return noisy, target, val_noisy, val_target
 
 
-def _projection_stack(path: str, minus_log: bool) -> Stack:
+def _projection_stack(path: str, minus_log: bool) -> tuple[Stack, DxchangeInfo]:
     with open_h5(path) as f:
         info = inspect_dxchange(f)
         if info.single_projection or info.shape[0] < 2:
             raise InputError(path, f"'{DATA}' holds one projection; training needs a stack")
         correction = FlatDarkCorrection.from_file(f, info, minus_log)
         check_finite(f, DATA)
-    return Stack(path, DATA, info.shape, correction=correction.apply)
+    return Stack(path, DATA, info.shape, correction=correction.apply), info
 
 
 def _dxchange_stacks(config: TrainConfig) -> tuple[Stack, Stack | None, Stack, Stack | None]:
@@ -151,11 +157,22 @@ def _dxchange_stacks(config: TrainConfig) -> tuple[Stack, Stack | None, Stack, S
     The last ``val_fraction`` of the projections is held out for validation: adjacent
     angles look alike, so a block at the end is more nearly unseen than every k-th one.
     """
-    stacks = [_projection_stack(config.h5, config.minus_log)]
+    stack, info = _projection_stack(config.h5, config.minus_log)
+    stacks = [stack]
     if config.mode == "n2n":
-        stacks.append(_projection_stack(config.target_h5, config.minus_log))
-        check_aligned(stacks[0], stacks[1], "second measurement")
-    n = stacks[0].shape[0]
+        second, second_info = _projection_stack(config.target_h5, config.minus_log)
+        check_aligned(stack, second, "second measurement")
+        angles = (info.theta, second_info.theta)
+        if all(a is not None for a in angles) and not np.allclose(*angles, rtol=0, atol=1e-3):
+            raise InputError(
+                config.target_h5,
+                f"its angles '{THETA}' differ from those of {config.h5}; Noise2Noise"
+                " needs the same projection angles in both scans",
+            )
+        stacks.append(second)
+    if config.flat_field is None:
+        config.flat_field = info.n_flats > 0
+    n = stack.shape[0]
     n_val = max(1, round(config.val_fraction * n))
     if n - n_val < 1:
         raise InputError(config.h5, f"{n} projections leave none to train on; lower --val_fraction")
@@ -179,6 +196,15 @@ def _open_data(config: TrainConfig) -> tuple[StackReader, StackReader]:
     for source, aligned in ((noisy, target), (val_noisy, val_target)):
         if aligned is not None:
             check_aligned(source, aligned, "clean" if config.mode == "supervised" else "target")
+    if config.mode == "n2s" and config.depth > 1:
+        for stack in (noisy, val_noisy):
+            if stack.shape[0] < config.depth:
+                raise InputError(
+                    stack.path,
+                    f"{stack.describe()} has {stack.shape[0]} slices, fewer than --depth"
+                    f" {config.depth}: a slice's neighbours would include the slice itself,"
+                    " which --mode n2s hides",
+                )
     check_min_size(noisy, config.psz)
     check_min_size(val_noisy, config.psz if volumes else 8, "the smallest validation size")
     for stack in (noisy, val_noisy) if volumes else ():

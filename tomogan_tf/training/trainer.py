@@ -280,13 +280,18 @@ class GANTrainer(keras.Model):
     def _masked_test_step(self, noisy, target, index):
         """Noise2Self validation: PSNR of the prediction at hidden pixels vs the noisy image.
 
-        Each validation image hides the grid phase ``index`` (modulo the phase count),
-        so a fixed validation set probes the same pixels at every validation; the
-        figure is the clean PSNR lowered by the noise, and ranks models alike.
+        The ``index``-th validation image hides a fixed mask: a grid phase (stepping by
+        5, coprime with the phase count, so a few images cover every axis' phases) or,
+        for ``mask="random"`` runs, blind spots drawn from ``(seed, -1 - index)``, apart
+        from every training draw. A fixed validation set then probes the same pixels
+        at every validation; the figure is the clean PSNR lowered by the noise, and
+        ranks models alike.
         """
         dims = len(noisy.shape) - 2
-        phase = index[0] % grid_phases(dims)
-        masked, mask = apply_grid_mask(noisy, phase, self.mask_fill)
+        if self.mask == "random":
+            masked, mask = apply_mask(noisy, "random", -1 - tf.cast(index[0], tf.int64), self.seed)
+        else:
+            masked, mask = apply_grid_mask(noisy, 5 * index[0] % grid_phases(dims), self.mask_fill)
         error = tf.square(self.denoise(masked) - tf.cast(target, tf.float32)) * mask
         axes = list(range(1, dims + 2))
         mse = tf.reduce_sum(error, axes) / tf.maximum(tf.reduce_sum(mask, axes), 1.0)
