@@ -39,6 +39,13 @@ def test_help_documents_every_flag():
         "--vgg_weights",
         "--val_every",
         "--seed",
+        "--mode",
+        "--layout",
+        "--mask",
+        "--mask_fill",
+        "--target_h5",
+        "minus_log",
+        "--val_fraction",
     ):
         assert flag in result.stdout, flag
 
