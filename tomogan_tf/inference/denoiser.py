@@ -101,10 +101,11 @@ class Denoiser:
         batch_size: slices per forward pass (2-D only); default: ~2 Mpixel a pass.
         dims: 2 for slice-by-slice models, 3 for volumetric ones.
         inference: ``"direct"`` (one pass) or ``"jinv"``: Noise2Self's J-invariant
-            prediction, every pixel predicted with itself hidden by the grid mask,
-            one pass per grid phase (16 in 2-D, 64 in 3-D).
-        trained: how the model was trained, from its run's config: ``mode``,
-            ``layout`` and ``minus_log`` (the input its data came in), ``mask_fill``.
+            prediction, every pixel predicted with itself hidden by the period-4 grid,
+            one pass per grid phase (16); 2-D models only.
+        trained: how the model was trained, from its run's config (`TRAINED_DEFAULTS`
+            for what is not recorded): ``mode``, ``layout``, ``minus_log`` and
+            ``flat_field`` (the input its data came in), ``mask``, ``mask_fill``.
     """
 
     def __init__(
