@@ -55,7 +55,7 @@ class StackReader:
     """
 
     def __init__(self, noisy: Stack, target: Stack | None = None, depth: int = 1):
-        self.noisy, self.target, self.depth = noisy, target or noisy, depth
+        self.noisy, self.target, self.depth = noisy, target, depth
 
     @classmethod
     def open(
@@ -71,10 +71,13 @@ class StackReader:
     def shape(self) -> tuple[int, int, int]:
         return self.noisy.shape
 
-    def _read_pair(self, noisy_range, target_range, region):
+    def _read_pair(self, noisy_range, target_range, region, where: str):
         """``noisy_range`` / ``target_range``: (start, stop) or a list of single slices.
 
         Only the reads hold `H5_LOCK`; the corrections run in parallel after it.
+        ``where`` says in an error which slices held NaN or Inf.
+        Without a target stack the target is None: the caller takes it from the noisy
+        slices already read, instead of reading them twice.
         """
 
         def read(f, stack, slices):
@@ -82,20 +85,27 @@ class StackReader:
                 return stack.read_raw(f, *slices, region)
             return np.concatenate([stack.read_raw(f, j, j + 1, region) for j in slices])
 
+        target_path = None if self.target is None else self.target.path
+        target = None
         with H5_LOCK:
             with open_h5(self.noisy.path) as f:
                 noisy = read(f, self.noisy, noisy_range)
-                if self.target.path == self.noisy.path:
+                if target_path == self.noisy.path:
                     target = read(f, self.target, target_range)
-            if self.target.path != self.noisy.path:
-                with open_h5(self.target.path) as g:
+            if target_path not in (None, self.noisy.path):
+                with open_h5(target_path) as g:
                     target = read(g, self.target, target_range)
-        return self.noisy.correct(noisy, region), self.target.correct(target, region)
+        noisy = self.noisy.correct(noisy, region)
+        self._check_finite(self.noisy, noisy, where)
+        if target is not None:
+            target = self.target.correct(target, region)
+            self._check_finite(self.target, target, where)
+        return noisy, target
 
-    def _check_finite(self, arrays, where: str) -> None:
-        for stack, data in zip((self.noisy, self.target), arrays, strict=True):
-            if not np.isfinite(data).all():
-                raise InputError(stack.path, f"{stack.describe()} has NaN or Inf values {where}")
+    @staticmethod
+    def _check_finite(stack: Stack, data: np.ndarray, where: str) -> None:
+        if not np.isfinite(data).all():
+            raise InputError(stack.path, f"{stack.describe()} has NaN or Inf values {where}")
 
     def read(self, index, y, x, height, width) -> tuple[np.ndarray, np.ndarray]:
         """Return noisy (height, width, depth) and target (height, width, 1) float32 arrays."""
@@ -103,19 +113,22 @@ class StackReader:
         neighbours = neighbour_indices(index, self.shape[0], self.depth)
         if neighbours == list(range(neighbours[0], neighbours[-1] + 1)):
             neighbours = (neighbours[0], neighbours[-1] + 1)
-        arrays = self._read_pair(
-            neighbours, (index, index + 1), np.s_[y : y + height, x : x + width]
+        region = np.s_[y : y + height, x : x + width]
+        noisy, target = self._read_pair(
+            neighbours, (index, index + 1), region, f"near slice {index}"
         )
-        self._check_finite(arrays, f"near slice {index}")
-        return tuple(np.moveaxis(a, 0, -1) for a in arrays)
+        if target is None:  # Noise2Self: the centre slice itself
+            centre = self.depth // 2
+            target = noisy[centre : centre + 1]
+        return np.moveaxis(noisy, 0, -1), np.moveaxis(target, 0, -1)
 
     def read_block(self, z, y, x, size) -> tuple[np.ndarray, np.ndarray]:
         """Return aligned noisy and target (size, size, size, 1) sub-volumes at (z, y, x)."""
         z, y, x, size = (int(v) for v in (z, y, x, size))
         region = np.s_[y : y + size, x : x + size]
-        arrays = self._read_pair((z, z + size), (z, z + size), region)
-        self._check_finite(arrays, f"in slices {z}-{z + size - 1}")
-        return tuple(a[..., None] for a in arrays)
+        where = f"in slices {z}-{z + size - 1}"
+        noisy, target = self._read_pair((z, z + size), (z, z + size), region, where)
+        return noisy[..., None], (noisy if target is None else target)[..., None]
 
 
 def _read_op(reader: StackReader, index, y, x, height, width, static_hw=(None, None)):
