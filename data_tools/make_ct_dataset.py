@@ -68,6 +68,8 @@ __all__ = [
     "CTDatasetError",
     "OutputExistsError",
     "Phantom3D",
+    "ScanVariety",
+    "low_dose_line_integrals",
     "make_ct_dataset",
     "mean_psnr",
     "phantom_slice",
@@ -644,6 +646,13 @@ def random_phantom(rng: np.random.Generator, z_center: float = 0.0) -> Phantom3D
 # --------------------------------------------------------------------------------------------
 
 
+def low_dose_line_integrals(p: np.ndarray, i0: float, rng: np.random.Generator) -> np.ndarray:
+    """The LoDoPaB-CT noise model on line integrals ``p``: Poisson counts at ``i0`` photons
+    per ray, clamped at ``COUNT_FLOOR``, back to line integrals by ``-log``."""
+    counts = rng.poisson(i0 * np.exp(-p)).astype(np.float64)
+    return -np.log(np.maximum(counts, COUNT_FLOOR) / i0)
+
+
 def simulate_scan(
     mu: np.ndarray,
     theta: np.ndarray,
@@ -665,9 +674,7 @@ def simulate_scan(
     recon = dict(theta=theta, output_size=size, filter_name="ramp", circle=True)
 
     def low_dose(gen: np.random.Generator) -> np.ndarray:
-        counts = gen.poisson(i0 * np.exp(-p)).astype(np.float64)
-        p_noisy = -np.log(np.maximum(counts, COUNT_FLOOR) / i0)
-        return iradon(p_noisy, **recon) / pixel_mm
+        return iradon(low_dose_line_integrals(p, i0, gen), **recon) / pixel_mm
 
     noisy = low_dose(rng)
     clean = iradon(p, **recon) / pixel_mm
@@ -773,6 +780,90 @@ def _slices(
             done += 1
 
 
+@dataclass(frozen=True)
+class ScanVariety:
+    """How the scans of a training set vary, so one model learns every dose and view count.
+
+    Each volume is scanned ``draws`` times, each scan with independent Poisson noise at
+    its own dose, log-uniform in ``[i0, i0_max]`` (users do not know their photon count),
+    and with probability ``sparse_fraction`` from only ``v`` of the views (``v`` drawn
+    from ``sparse_views``; each must divide the full view count). The clean target is
+    always the full-view, noise-free reconstruction, so sparse scans teach the removal
+    of view-aliasing streaks as well as noise. All slices of one scan share its
+    settings, like the slices of a real scan (models with ``--depth`` > 1 read them
+    together).
+    """
+
+    i0_max: float | None = None
+    sparse_fraction: float = 0.0
+    sparse_views: tuple[int, ...] = (45,)
+    draws: int = 1
+
+    @property
+    def varied(self) -> bool:
+        return self.i0_max is not None or self.sparse_fraction > 0 or self.draws > 1
+
+    def check(self, i0: float, views: int) -> None:
+        if self.i0_max is not None and not (math.isfinite(self.i0_max) and self.i0_max >= i0):
+            raise CTDatasetError(f"i0_max must be a number >= i0 ({i0:g}), got {self.i0_max}")
+        if not 0 <= self.sparse_fraction <= 1:
+            raise CTDatasetError(f"sparse_fraction must be in [0, 1], got {self.sparse_fraction}")
+        for v in self.sparse_views if self.sparse_fraction > 0 else ():
+            if int(v) != v or v < 1 or views % v:
+                raise CTDatasetError(f"sparse_views must divide views ({views}) evenly, got {v}")
+        if int(self.draws) != self.draws or self.draws < 1:
+            raise CTDatasetError(f"draws must be an integer >= 1, got {self.draws}")
+
+    def scan(self, rng: np.random.Generator, i0: float, views: int) -> tuple[float, int]:
+        """(photons per ray, view stride) of one scan."""
+        dose = (
+            i0
+            if self.i0_max is None
+            else float(np.exp(rng.uniform(np.log(i0), np.log(self.i0_max))))
+        )
+        stride = 1
+        if rng.uniform() < self.sparse_fraction:
+            stride = views // int(self.sparse_views[rng.integers(len(self.sparse_views))])
+        return dose, stride
+
+
+def _varied_slices(
+    n: int,
+    size: int,
+    views: int,
+    i0: float,
+    pixel_mm: float,
+    per_volume: int,
+    rng: np.random.Generator,
+    variety: ScanVariety,
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """`_slices` under a `ScanVariety`: volume by volume, each scanned ``draws`` times."""
+    theta = _theta(views)
+    recon = dict(output_size=size, filter_name="ramp", circle=True)
+    done = 0
+    while done < n:
+        vol_seed = np.random.SeedSequence(int(rng.integers(2**63)))
+        phantom_rng, noise_rng, scan_rng = (np.random.default_rng(s) for s in vol_seed.spawn(3))
+        phantom = random_phantom(phantom_rng, (per_volume - 1) * SLICE_STEP / 2)
+        count = min(per_volume, -(-(n - done) // variety.draws))
+        sinograms = [
+            radon(phantom_slice(phantom, k * SLICE_STEP, size), theta=theta, circle=True) * pixel_mm
+            for k in range(count)
+        ]
+        cleans = [
+            (iradon(p, theta=theta, **recon) / pixel_mm).astype(np.float32) for p in sinograms
+        ]
+        for _ in range(variety.draws):
+            dose, stride = variety.scan(scan_rng, i0, views)
+            for p, clean in zip(sinograms, cleans, strict=True):
+                if done >= n:
+                    return
+                p_noisy = low_dose_line_integrals(p[:, ::stride], dose, noise_rng)
+                noisy = iradon(p_noisy, theta=theta[::stride], **recon) / pixel_mm
+                yield noisy.astype(np.float32), clean
+                done += 1
+
+
 def mean_psnr(noisy: np.ndarray, clean: np.ndarray) -> float:
     """Mean per-slice PSNR (dB) of ``noisy`` vs ``clean`` stacks (N, H, W).
 
@@ -872,6 +963,7 @@ def make_ct_dataset(
     overwrite: bool = False,
     progress: bool = False,
     kind: str = "supervised",
+    variety: ScanVariety | None = None,
 ) -> None:
     """Write a synthetic low-dose CT dataset to ``path`` in the TomoGAN HDF5 layout.
 
@@ -883,6 +975,8 @@ def make_ct_dataset(
     unchanged.  The file is written to a temporary name next to ``path`` and renamed when
     complete, so an interrupted run never leaves a partial file at ``path``.  Raises
     CTDatasetError (OutputExistsError if ``path`` exists and not ``overwrite``).
+    ``variety`` (supervised only) varies dose, view count and noise draws per scan
+    (`ScanVariety`); without it every scan has ``i0`` photons and all ``views``.
     """
     path = os.fspath(path)
     if kind not in KINDS:
@@ -898,6 +992,10 @@ def make_ct_dataset(
     )
     if int(seed) != seed or seed < 0:
         raise CTDatasetError(f"seed must be a non-negative integer, got {seed}")
+    variety = variety or ScanVariety()
+    variety.check(float(i0), int(views))
+    if variety.varied and kind != "supervised":
+        raise CTDatasetError("dose ranges, sparse views and draws apply to --kind supervised")
     _check_output(path, overwrite)
 
     train_seed, test_seed = np.random.SeedSequence(int(seed)).spawn(2)
@@ -929,6 +1027,20 @@ def make_ct_dataset(
                     ),
                 }
             )
+            if variety.varied:
+                f.attrs.update(
+                    {
+                        "i0_max": float(variety.i0_max or i0),
+                        "sparse_fraction": float(variety.sparse_fraction),
+                        "sparse_views": np.asarray(variety.sparse_views, np.int64),
+                        "draws": int(variety.draws),
+                        "variety": (
+                            "each volume scanned `draws` times, dose log-uniform in"
+                            " [i0, i0_max], a `sparse_fraction` of the scans from only"
+                            " `sparse_views` views; gt = full-view noise-free FBP"
+                        ),
+                    }
+                )
             if kind != "supervised":  # supervised files stay bit-identical to older ones
                 f.attrs["kind"] = kind
                 f.attrs["training_keys"] = ",".join(f"train_{s}" for s in KINDS[kind][0])
@@ -948,16 +1060,28 @@ def make_ct_dataset(
                 }
                 if kind != "supervised" and "gt" in datasets:
                     datasets["gt"].attrs["use"] = "evaluation only; never read for training"
-                stream = simulate_slices(
-                    n,
-                    size,
-                    views,
-                    i0,
-                    pixel_mm,
-                    slices_per_volume,
-                    np.random.default_rng(split_seed),
-                    pairs="ns2" in datasets,
-                )
+                if variety.varied:
+                    stream = _varied_slices(
+                        n,
+                        int(size),
+                        int(views),
+                        float(i0),
+                        float(pixel_mm),
+                        int(slices_per_volume),
+                        np.random.default_rng(split_seed),
+                        variety,
+                    )
+                else:
+                    stream = simulate_slices(
+                        n,
+                        size,
+                        views,
+                        i0,
+                        pixel_mm,
+                        slices_per_volume,
+                        np.random.default_rng(split_seed),
+                        pairs="ns2" in datasets,
+                    )
                 for i, scans in enumerate(stream):
                     for stack, image in zip(("ns", "gt", "ns2"), scans, strict=False):
                         if stack in datasets:
@@ -1004,6 +1128,23 @@ def _define_flags() -> None:
     )
     flags.DEFINE_integer(
         "slices_per_volume", 16, "Adjacent, correlated slices cut from each random 3D phantom."
+    )
+    flags.DEFINE_float(
+        "i0_max",
+        None,
+        "With it, each scan's dose is log-uniform in [--i0, --i0_max] (one model for all doses).",
+    )
+    flags.DEFINE_float(
+        "sparse_fraction",
+        0.0,
+        "Share of scans made from only --sparse_views views; their target is still the"
+        " full-view clean reconstruction (teaches streak removal).",
+    )
+    flags.DEFINE_list(
+        "sparse_views", ["45"], "View counts for sparse scans, each dividing --views."
+    )
+    flags.DEFINE_integer(
+        "draws", 1, "Independent scans (noise, dose, views) of every volume (supervised)."
     )
     flags.DEFINE_integer("seed", 0, "Random seed (same flags + seed -> bit-identical arrays).")
     flags.DEFINE_boolean("overwrite", False, "Replace --out if it exists (otherwise exit 2).")
@@ -1061,11 +1202,24 @@ def main(argv: list[str]) -> None:
         "n_train", "n_test", "size", "views", "i0", "pixel_mm", "slices_per_volume", "seed",
         "overwrite", "kind",
     )  # fmt: skip
+    from absl import flags
+
+    cfg = flags.FLAGS
+    try:
+        views = tuple(int(v) for v in cfg.sparse_views)
+    except ValueError:
+        print(f"make_ct_dataset: error: --sparse_views must be integers, got {cfg.sparse_views}",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    variety = ScanVariety(cfg.i0_max, cfg.sparse_fraction, views, cfg.draws)
+
+    def make(path: str, **kwargs: Any) -> None:
+        make_ct_dataset(path, variety=variety, **kwargs)
 
     def summary(cfg: Any, seconds: float) -> str:
         return _summary(cfg.out, cfg.kind, seconds)
 
-    run_main("make_ct_dataset", argv, make_ct_dataset, names, summary)
+    run_main("make_ct_dataset", argv, make, names, summary)
 
 
 def _summary(path: str, kind: str, seconds: float) -> str:

@@ -91,7 +91,14 @@ def test_run_directory_holds_config_logs_checkpoints_and_models(pair_file, tmp_p
     assert {"psnr", "psnr_noisy", "ssim", "ssim_noisy", "iteration"} <= set(metrics)
     with open(os.path.join(logdir, "config.json")) as f:
         saved = json.load(f)
-    assert saved["psz"] == 16 and saved["normalization"]["high"] > saved["normalization"]["low"]
+    assert saved["psz"] == 16
+    # per-image normalisation by default: the percentiles, no window fitted to the file
+    assert saved["normalization"] == {
+        "scope": "image",
+        "low_percentile": 0.5,
+        "high_percentile": 99.5,
+        "margin": 1.0,
+    }
     for name in ("generator_best.keras", "generator_last.keras", "metrics.json"):
         assert os.path.isfile(os.path.join(logdir, name))
     generator = keras.models.load_model(os.path.join(logdir, "generator_last.keras"))

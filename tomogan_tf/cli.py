@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -33,6 +34,7 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
 
     def guarded(argv: list[str]) -> None:
         logging.get_absl_handler().python_handler.addFilter(_only_our_info)
+        warnings.formatwarning = _one_line_warning(prog)
         tf.get_logger().setLevel(pylogging.WARNING)
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
         try:
@@ -52,6 +54,18 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
             _exit(1)
 
     app.run(guarded)
+
+
+def _one_line_warning(prog: str):
+    """Our own warnings (unmappable images, ...) as one stderr line, like our errors."""
+    default = warnings.formatwarning
+
+    def format(message, category, filename, lineno, line=None) -> str:
+        if "tomogan_tf" in category.__module__:
+            return f"{prog}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    return format
 
 
 def _interrupt(signum, frame) -> None:

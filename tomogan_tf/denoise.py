@@ -16,6 +16,15 @@ A model trained on Data Exchange projections (``--layout dxchange``) reads a Dat
 Exchange file, flat/dark corrects it as in training, and writes a copy of it in which
 only ``/exchange/data`` holds the denoised projections, in the input's dtype.
 ``--inference jinv`` gives a Noise2Self model's J-invariant prediction.
+
+IN can also be a DICOM series: a folder of single-frame slices (one series; files of
+any name, non-DICOM files skipped) or one DICOM file. Slices are ordered along the
+slice normal and rescaled (CT in HU). An OUT folder (a name ending in ``/`` or without
+a suffix) receives a new DICOM series, one file per slice, each a copy of its input
+file with the denoised pixels stored as the input's, new SOP Instance and Series
+Instance UIDs and the image marked DERIVED; a ``.dcm`` OUT takes a one-slice series.
+An ``.h5``, ``.tif`` or ``.npy`` OUT receives the values (HU) as for any other input.
+DICOM output needs a DICOM input, whose headers it copies.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from tomogan_tf import cli
 from tomogan_tf.data.dxchange import DxchangeSink, open_dxchange
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.denoiser import INFERENCE, Denoiser
+from tomogan_tf.inference.dicom import DicomSeriesSink
 from tomogan_tf.inference.io import (
     OUTPUT_DTYPES,
     SliceSink,
@@ -41,8 +51,19 @@ from tomogan_tf.utils.files import same_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory, .keras file or SavedModel (default: shipped).")
-flags.DEFINE_string("input", None, "Input file: .h5/.hdf5, .tif/.tiff or .npy.")
-flags.DEFINE_string("output", None, "Output file (.h5, .tif or .npy); never the input file.")
+flags.DEFINE_string(
+    "input",
+    None,
+    "Input: .h5/.hdf5, .tif/.tiff or .npy file, or DICOM: a folder holding one series of"
+    " slices, or a .dcm file.",
+)
+flags.DEFINE_string(
+    "output",
+    None,
+    "Output: .h5, .tif or .npy file, or (from a DICOM input only) a folder (name ending in"
+    " / or without a suffix) for a DICOM series, or a .dcm file for a single slice; never"
+    " the input.",
+)
 flags.DEFINE_string("input_key", "test_ns", "Dataset to denoise when the input is HDF5.")
 flags.DEFINE_string("output_key", "denoised", "Dataset to write when the output is HDF5.")
 flags.DEFINE_integer(
@@ -81,7 +102,18 @@ flags.DEFINE_enum(
     "direct: one pass; jinv: Noise2Self's J-invariant prediction, each pixel predicted"
     " with itself hidden (16 passes in 2-D, 64 in 3-D).",
 )
-flags.DEFINE_bool("overwrite", False, "Replace an existing output file (never the input).")
+flags.DEFINE_bool(
+    "strict",
+    False,
+    "Fail (exit code 2) on an image the model's normalisation cannot map (constant, or far"
+    " outside a fixed window) instead of warning and passing it through unchanged.",
+)
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace an existing output file, or a DICOM output folder holding only DICOM files"
+    " (never the input).",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -93,6 +125,18 @@ def main(argv: list[str]) -> None:
         raise InputError(FLAGS.output, "is the input file; choose another --output")
     if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
         raise InputError(FLAGS.output, "exists; pass --overwrite to replace it")
+    dicom_output = file_format(FLAGS.output) == "dicom"
+    if dicom_output:
+        if file_format(FLAGS.input) != "dicom":
+            raise InputError(
+                FLAGS.output,
+                "DICOM output (a folder or .dcm) needs a DICOM input to copy the headers"
+                " from; give a .h5, .tif or .npy output file",
+            )
+        if FLAGS.dtype not in (None, "input"):
+            raise InputError(
+                None, "--dtype does not apply to DICOM output (pixels are stored as the input's)"
+            )
     for name, least in (("tile", 1), ("batch", 1), ("overlap", 0)):
         if FLAGS[name].value is not None and FLAGS[name].value < least:
             raise InputError(None, f"--{name} must be at least {least}")
@@ -102,6 +146,7 @@ def main(argv: list[str]) -> None:
         margin=FLAGS.overlap,
         batch_size=FLAGS.batch,
         inference=FLAGS.inference,
+        strict=FLAGS.strict,
     )
     layout = FLAGS.layout or denoiser.trained["layout"]
     if layout == "dxchange" and file_format(FLAGS.input) != "hdf5":
@@ -118,16 +163,22 @@ def main(argv: list[str]) -> None:
                 denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
     else:
         with open_source(FLAGS.input, FLAGS.input_key) as source:
-            dtype = output_dtype(FLAGS.dtype or "float32", source.dtype)
             if source.key:
                 attrs["source_key"] = source.key
-            sink = SliceSink(
-                FLAGS.output, source.shape, dtype, FLAGS.output_key, source.single_image, attrs
-            )
+            if dicom_output:
+                sink = DicomSeriesSink(FLAGS.output, source, attrs, overwrite=FLAGS.overwrite)
+                dtype = sink.dtype
+            else:
+                dtype = output_dtype(FLAGS.dtype or "float32", source.dtype)
+                sink = SliceSink(
+                    FLAGS.output, source.shape, dtype, FLAGS.output_key, source.single_image, attrs
+                )
             with sink:
                 denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
     n, height, width = source.shape
     where = f"{FLAGS.output}:{sink.key}" if sink.format == "hdf5" else FLAGS.output
+    if sink.format == "dicom":
+        where = f"{FLAGS.output} (DICOM series)"
     what = f"{n} slice{'s' * (n > 1)} of {height}x{width}"
     if denoiser.dims == 3:
         what = f"a volume of {n}x{height}x{width}"

@@ -2,8 +2,9 @@
 
 Denoises every slice of the noisy stack (streaming, tiled like the denoise tool) and
 prints the mean PSNR and SSIM of the noisy and of the denoised slices against the
-clean stack, with the model's normalisation window as data range: the same figures
-training reports for its validation slices.
+clean stack, each slice in the window the model maps it with (its own noisy
+percentiles, or a fixed window) as data range: the same figures training reports
+for its validation slices.
 
 Data Exchange projections (``--layout dxchange``, the default for a model trained on
 them) are flat/dark corrected as in training and scored against a noise-free
@@ -21,6 +22,7 @@ from absl import flags
 
 from tomogan_tf import cli
 from tomogan_tf.data.dxchange import open_dxchange
+from tomogan_tf.data.normalization import UnmappableImage
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.denoiser import INFERENCE, Denoiser
 from tomogan_tf.inference.io import open_source
@@ -45,6 +47,13 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 flags.DEFINE_enum("inference", "direct", INFERENCE, "As for tomogan_tf.denoise.")
+flags.DEFINE_bool(
+    "strict",
+    False,
+    "Fail (exit code 2) on an image the model's normalisation cannot map (constant, or far"
+    " outside a fixed window) instead of warning and passing it through unchanged.",
+)
+
 
 
 def evaluate(
@@ -71,9 +80,18 @@ def evaluate(
 
         def score(start: int, denoised: np.ndarray) -> None:
             indices = list(range(start, start + len(denoised)))
-            clean = denoiser.window.apply(clean_source.read(indices))[..., None]
-            for suffix, images in (("_noisy", noisy.read(indices)), ("", denoised)):
-                psnr, ssim = image_metrics(clean, denoiser.window.apply(images)[..., None])
+            noisy_slices = noisy.read(indices)
+            try:  # each slice in the window it was denoised in, as in training
+                windows = [denoiser.window.for_image(image) for image in noisy_slices]
+            except UnmappableImage as err:
+                raise InputError(path, f"'{noisy.key}': {err}") from None
+            for suffix, images in (("_noisy", noisy_slices), ("", denoised)):
+                scaled = [
+                    (w.apply(c), w.apply(i))
+                    for w, c, i in zip(windows, clean_source.read(indices), images, strict=True)
+                ]
+                clean, scored = (np.stack(a)[..., None] for a in zip(*scaled, strict=True))
+                psnr, ssim = image_metrics(clean, scored)
                 scores["psnr" + suffix] += list(psnr.numpy())
                 scores["ssim" + suffix] += list(ssim.numpy())
 
@@ -90,7 +108,7 @@ def main(argv: list[str]) -> None:
         raise InputError(None, "--h5 is required")
     if FLAGS.json and same_file(FLAGS.json, FLAGS.h5):
         raise InputError(FLAGS.json, "is the input file; choose another --json")
-    denoiser = Denoiser.load(FLAGS.model, inference=FLAGS.inference)
+    denoiser = Denoiser.load(FLAGS.model, inference=FLAGS.inference, strict=FLAGS.strict)
     layout = FLAGS.layout or denoiser.trained["layout"]
     clean_key = (
         FLAGS.clean_key

@@ -3,9 +3,11 @@
 
 Writes ``BASE/NAME/N/`` (default N: one more than the newest version there) with a
 ``serving_default`` signature: input ``noisy`` float32 [batch, H, W, depth] in the
-data's units, output ``denoised`` [batch, H, W, 1] in the same units; normalisation
-and padding happen inside the graph, so any H and W work. A 3-D model (``adl3d``)
-takes and returns volumes, [batch, D, H, W, 1], any D, H and W.
+data's units (each image mapped by its own percentiles), output ``denoised``
+[batch, H, W, 1] in the same units; normalisation and padding happen inside the
+graph, so any units, H and W work. ``denoise_in_window`` also takes ``window``
+[batch, 2], each image's raw low/high, for clients that tile images themselves.
+A 3-D model (``adl3d``) takes and returns volumes, [batch, D, H, W, 1], any D, H and W.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ def main(argv: list[str]) -> None:
     if not FLAGS.out:
         raise InputError(None, "--out BASE/NAME is required")
     target = export_savedmodel(FLAGS.model, FLAGS.out, FLAGS.version)
-    print(f"exported SavedModel to {target} (signature serving_default: noisy -> denoised)")
+    print(
+        f"exported SavedModel to {target} (signatures serving_default: noisy -> denoised;"
+        " denoise_in_window: noisy, window -> denoised)"
+    )
 
 
 if __name__ == "__main__":

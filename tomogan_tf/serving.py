@@ -2,7 +2,9 @@
 
 The exported ``serving_default`` signature takes ``noisy``: float32
 [batch, H, W, depth] in the data's own units, any batch, H and W, and returns
-``denoised``: [batch, H, W, 1] in the same units. A 3-D model (``adl3d``) takes and
+``denoised``: [batch, H, W, 1] in the same units (each image normalised by its own
+percentiles inside the graph); ``denoise_in_window`` also takes each image's window,
+for clients that tile large images themselves. A 3-D model (``adl3d``) takes and
 returns volumes, [batch, D, H, W, 1]. The directory layout is the one TF Serving
 expects, ``BASE/NAME/VERSION/``; ``assets.extra/tomogan_tf.json`` records what a
 client needs to know (dims, depth, input multiple, normalisation, tiling margin).
@@ -21,31 +23,60 @@ import shutil
 import keras
 import tensorflow as tf
 
-from tomogan_tf.data.normalization import Normalizer
+from tomogan_tf.data.normalization import Normalization, windows_tf
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.denoiser import METADATA_FILE, Denoiser
 from tomogan_tf.models.padding import pad_to_multiple_nd
 
 
-def serving_function(generator: keras.Model, normalizer: Normalizer, multiple: int):
-    """The tf.function behind ``serving_default``: normalise, pad, denoise, crop, invert.
+def serving_functions(generator: keras.Model, normalization: Normalization, multiple: int):
+    """The tf.functions behind the two signatures: normalise, pad, denoise, crop, invert.
 
-    Works for 2-D (batch, H, W, depth) and 3-D (batch, D, H, W, 1) generators alike,
-    padding every spatial axis, so clients may send any size.
+    ``serving_default`` (``noisy``) maps each (H, W) image (the centre channel; every
+    slice of a volume) by its own window, exactly as `Denoiser` does (`windows_tf`), so
+    clients send raw data in any units; an image whose window is degenerate (constant)
+    comes back unchanged. ``denoise_in_window`` (``noisy``, ``window``: the raw
+    ``[low, high]`` of each image, [batch, 2], or [batch, D, 2] for volumes) takes the
+    window from the client: one that tiles a large image itself computes the window of
+    the whole image once (the percentiles in ``tomogan_tf.json``) and sends it with
+    every tile, so all tiles are mapped alike. Works for 2-D (batch, H, W, depth) and 3-D
+    (batch, D, H, W, 1) generators, padding every spatial axis, so any size goes.
     """
     spatial = len(generator.input_shape) - 2
     channels = int(generator.input_shape[-1])
     spec = tf.TensorSpec([None] * (spatial + 1) + [channels], tf.float32, "noisy")
+    window_spec = tf.TensorSpec([None] * (spatial - 1) + [2], tf.float32, "window")
+    margin = normalization.margin
+
+    def denoise(raw, low, high, ok):
+        """``low``, ``high``, ``ok``: one per image, shaped to broadcast over (H, W, C)."""
+        low, scale = tf.cast(low, tf.float32), tf.cast(tf.where(ok, high - low, 1.0), tf.float32)
+        x = tf.clip_by_value((raw - low) / scale, -margin, 1.0 + margin)
+        padded, sizes = pad_to_multiple_nd(x, multiple, range(1, spatial + 1))
+        y = generator(padded, training=False)
+        y = tf.cast(y[(slice(None), *(slice(0, size) for size in sizes))], tf.float32)
+        centre = raw[..., channels // 2 : channels // 2 + 1]
+        return {"denoised": tf.where(ok, y * scale + low, centre)}
+
+    def per_image(raw):
+        return tf.concat([tf.shape(raw)[:-3], [1, 1, 1]], 0)
 
     @tf.function(input_signature=[spec])
     def serve(noisy):
-        x = normalizer.apply(tf.cast(noisy, tf.float32))
-        padded, sizes = pad_to_multiple_nd(x, multiple, range(1, spatial + 1))
-        y = generator(padded, training=False)
-        y = y[(slice(None), *(slice(0, size) for size in sizes))]
-        return {"denoised": normalizer.invert(tf.cast(y, tf.float32))}
+        raw = tf.cast(noisy, tf.float32)
+        centre = raw[..., channels // 2]
+        images = tf.reshape(centre, tf.concat([[-1], tf.shape(raw)[-3:-1]], 0))
+        low, high, ok = windows_tf(normalization, images)
+        return denoise(raw, *(tf.reshape(t, per_image(raw)) for t in (low, high, ok)))
 
-    return serve
+    @tf.function(input_signature=[spec, window_spec])
+    def serve_in_window(noisy, window):
+        raw = tf.cast(noisy, tf.float32)
+        window = tf.cast(window, tf.float64)
+        low, high = (tf.reshape(window[..., k], per_image(raw)) for k in (0, 1))
+        return denoise(raw, low, high, high > low)
+
+    return serve, serve_in_window
 
 
 def next_version(base: str) -> int:
@@ -77,10 +108,11 @@ def export_savedmodel(model: str | None, base: str, version: int | None = None) 
     try:
         archive = keras.export.ExportArchive()
         archive.track(generator)
-        archive.add_endpoint(
-            "serving_default",
-            serving_function(generator, denoiser.normalizer, denoiser.multiple),
+        serve, serve_in_window = serving_functions(
+            generator, denoiser.normalization, denoiser.multiple
         )
+        archive.add_endpoint("serving_default", serve)
+        archive.add_endpoint("denoise_in_window", serve_in_window)
         archive.write_out(tmp, verbose=False)
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
@@ -90,7 +122,7 @@ def export_savedmodel(model: str | None, base: str, version: int | None = None) 
                     "depth": int(generator.input_shape[-1]),
                     "multiple": denoiser.multiple,
                     "margin": denoiser.margin,
-                    "normalization": denoiser.normalizer.to_dict(),
+                    "normalization": denoiser.normalization.to_dict(),
                     "trained": denoiser.trained,
                     "source": denoiser.name,
                 },

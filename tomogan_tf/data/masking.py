@@ -89,7 +89,8 @@ def apply_grid_mask(
 ):
     """``(masked_input, mask)``: grid phase ``phase`` hidden in the centre channel of ``x``.
 
-    ``zero`` is the value ``fill="zero"`` writes (0 in normalised units).
+    ``zero`` is the value ``fill="zero"`` writes (0 in normalised units; or one per
+    image, broadcast against ``x``, for raw-unit models that normalise each image).
     """
     if fill not in GRID_FILLS:
         raise ValueError(f"fill must be one of {GRID_FILLS}, got {fill!r}")
@@ -99,7 +100,11 @@ def apply_grid_mask(
     dims = len(x.shape) - 2
     mask = grid_mask([spatial[a] for a in range(dims)], phase, period)
     mask = tf.broadcast_to(mask[None, ..., None], tf.shape(image))
-    replacement = _neighbour_mean(image) if fill == "mean" else tf.fill(tf.shape(image), zero)
+    replacement = (
+        _neighbour_mean(image)
+        if fill == "mean"
+        else tf.zeros_like(image) + tf.cast(zero, image.dtype)
+    )
     return _replace_centre(x, centre, tf.where(mask > 0, replacement, image)), mask
 
 

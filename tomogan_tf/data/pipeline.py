@@ -2,8 +2,9 @@
 
 Only the hyperslabs a batch needs are read (``depth`` neighbouring slices times one
 patch), so a stack of any size trains in bounded memory. Reads run in parallel
-tf.data map calls; normalisation, augmentation, batching and prefetch happen in
-the graph.
+tf.data map calls and normalise what they read (each slice by its own window under
+per-image normalisation, fitted once per slice from the whole noisy slice and
+cached); augmentation, batching and prefetch happen in the graph.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tomogan_tf.data.hdf5 import H5_LOCK, open_h5
-from tomogan_tf.data.normalization import Normalizer
+from tomogan_tf.data.normalization import Normalization, Normalizer, UnmappableImage
 from tomogan_tf.data.stacks import Stack, open_stack
 from tomogan_tf.errors import InputError
 
@@ -56,6 +57,7 @@ class StackReader:
 
     def __init__(self, noisy: Stack, target: Stack | None = None, depth: int = 1):
         self.noisy, self.target, self.depth = noisy, target, depth
+        self._windows: dict[int, Normalizer] = {}  # per-image windows, by slice
 
     @classmethod
     def open(
@@ -107,8 +109,36 @@ class StackReader:
         if not np.isfinite(data).all():
             raise InputError(stack.path, f"{stack.describe()} has NaN or Inf values {where}")
 
-    def read(self, index, y, x, height, width) -> tuple[np.ndarray, np.ndarray]:
-        """Return noisy (height, width, depth) and target (height, width, 1) float32 arrays."""
+    def window(self, index: int, normalization: Normalization) -> Normalizer:
+        """The map of slice ``index`` and its target: from the whole noisy slice.
+
+        A fixed `Normalizer` is its own window. Per-image windows are computed on first
+        use and cached (a slice's window is a pure function of the slice).
+        """
+        if isinstance(normalization, Normalizer):
+            return normalization
+        window = self._windows.get(index)
+        if window is None:
+            with H5_LOCK, open_h5(self.noisy.path) as f:
+                raw = self.noisy.read_raw(f, index, index + 1)
+            image = self.noisy.correct(raw)[0]
+            self._check_finite(self.noisy, image, f"in slice {index}")
+            try:
+                window = normalization.for_image(image)
+            except UnmappableImage as err:
+                raise InputError(
+                    self.noisy.path, f"{self.noisy.describe()}: slice {index} {err}"
+                ) from None
+            self._windows[index] = window
+        return window
+
+    def read(
+        self, index, y, x, height, width, normalization: Normalization | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return noisy (height, width, depth) and target (height, width, 1) float32 arrays.
+
+        With ``normalization`` both are mapped by the centre slice's window.
+        """
         index, y, x, height, width = (int(v) for v in (index, y, x, height, width))
         neighbours = neighbour_indices(index, self.shape[0], self.depth)
         if neighbours == list(range(neighbours[0], neighbours[-1] + 1)):
@@ -120,29 +150,57 @@ class StackReader:
         if target is None:  # Noise2Self: the centre slice itself
             centre = self.depth // 2
             target = noisy[centre : centre + 1]
+        if normalization is not None:
+            window = self.window(index, normalization)
+            noisy, target = window.apply(noisy), window.apply(target)
         return np.moveaxis(noisy, 0, -1), np.moveaxis(target, 0, -1)
 
-    def read_block(self, z, y, x, size) -> tuple[np.ndarray, np.ndarray]:
-        """Return aligned noisy and target (size, size, size, 1) sub-volumes at (z, y, x)."""
+    def read_block(
+        self, z, y, x, size, normalization: Normalization | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return aligned noisy and target (size, size, size, 1) sub-volumes at (z, y, x).
+
+        With ``normalization`` each slice (noisy and target) is mapped by its own window.
+        """
         z, y, x, size = (int(v) for v in (z, y, x, size))
         region = np.s_[y : y + size, x : x + size]
         where = f"in slices {z}-{z + size - 1}"
         noisy, target = self._read_pair((z, z + size), (z, z + size), region, where)
-        return noisy[..., None], (noisy if target is None else target)[..., None]
+        target = noisy if target is None else target
+        if normalization is not None:
+            windows = [self.window(z + k, normalization) for k in range(size)]
+            noisy = np.stack([w.apply(s) for w, s in zip(windows, noisy, strict=True)])
+            target = np.stack([w.apply(s) for w, s in zip(windows, target, strict=True)])
+        return noisy[..., None], target[..., None]
 
 
-def _read_op(reader: StackReader, index, y, x, height, width, static_hw=(None, None)):
+def _read_op(
+    reader: StackReader,
+    normalization: Normalization,
+    index,
+    y,
+    x,
+    height,
+    width,
+    static_hw=(None, None),
+):
+    def read(*args):
+        return reader.read(*args, normalization=normalization)
+
     noisy, clean = tf.numpy_function(
-        reader.read, [index, y, x, height, width], [tf.float32, tf.float32], stateful=False
+        read, [index, y, x, height, width], [tf.float32, tf.float32], stateful=False
     )
     noisy.set_shape((*static_hw, reader.depth))
     clean.set_shape((*static_hw, 1))
     return noisy, clean
 
 
-def _read_block_op(reader: StackReader, z, y, x, size: int):
+def _read_block_op(reader: StackReader, normalization: Normalization, z, y, x, size: int):
+    def read(*args):
+        return reader.read_block(*args, normalization=normalization)
+
     noisy, clean = tf.numpy_function(
-        reader.read_block, [z, y, x, size], [tf.float32, tf.float32], stateful=False
+        read, [z, y, x, size], [tf.float32, tf.float32], stateful=False
     )
     noisy.set_shape((size, size, size, 1))
     clean.set_shape((size, size, size, 1))
@@ -170,7 +228,7 @@ def patch_dataset(
     reader: StackReader,
     patch_size: int,
     batch_size: int,
-    normalizer: Normalizer,
+    normalization: Normalization,
     seed: int = 0,
     group: int = 1,
     augment: bool = True,
@@ -194,13 +252,12 @@ def patch_dataset(
         x = tf.cast(u[2] * (width - patch_size + 1), tf.int64)
         if volumes:
             z = tf.cast(u[0] * (n - patch_size + 1), tf.int64)
-            noisy, clean = _read_block_op(reader, z, y, x, patch_size)
+            noisy, clean = _read_block_op(reader, normalization, z, y, x, patch_size)
         else:
             index = tf.cast(u[0] * n, tf.int64)
             noisy, clean = _read_op(
-                reader, index, y, x, patch_size, patch_size, (patch_size, patch_size)
+                reader, normalization, index, y, x, patch_size, patch_size, (patch_size, patch_size)
             )
-        noisy, clean = normalizer.apply(noisy), normalizer.apply(clean)
         if augment:
             noisy, clean = dihedral([noisy, clean], u[3:] if volumes else u[3:5])
         return noisy, clean
@@ -214,7 +271,7 @@ def patch_dataset(
 def slice_dataset(
     reader: StackReader,
     indices: list[int] | np.ndarray,
-    normalizer: Normalizer,
+    normalization: Normalization,
     batch_size: int = 1,
     with_index: bool = False,
 ) -> tf.data.Dataset:
@@ -226,8 +283,7 @@ def slice_dataset(
     _, height, width = reader.shape
 
     def load(index, k):
-        noisy, clean = _read_op(reader, index, 0, 0, height, width, (height, width))
-        loaded = normalizer.apply(noisy), normalizer.apply(clean)
+        loaded = _read_op(reader, normalization, index, 0, 0, height, width, (height, width))
         return (*loaded, k) if with_index else loaded
 
     indices = np.asarray(indices, dtype=np.int64)
@@ -240,7 +296,7 @@ def cube_dataset(
     reader: StackReader,
     count: int,
     size: int,
-    normalizer: Normalizer,
+    normalization: Normalization,
     with_index: bool = False,
 ) -> tf.data.Dataset:
     """``count`` fixed sub-volumes of side ``size`` for validating 3-D models.
@@ -260,8 +316,7 @@ def cube_dataset(
     indexed = np.concatenate([corners, np.arange(len(corners))[:, None]], axis=1)
 
     def load(corner):
-        noisy, clean = _read_block_op(reader, corner[0], corner[1], corner[2], size)
-        loaded = normalizer.apply(noisy), normalizer.apply(clean)
+        loaded = _read_block_op(reader, normalization, corner[0], corner[1], corner[2], size)
         return (*loaded, corner[3]) if with_index else loaded
 
     ds = tf.data.Dataset.from_tensor_slices(indexed)

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 import keras
@@ -29,7 +30,13 @@ import tensorflow as tf
 
 from tomogan_tf.data.dxchange import DxchangeSource
 from tomogan_tf.data.masking import jinvariant_predict
-from tomogan_tf.data.normalization import Normalizer
+from tomogan_tf.data.normalization import (
+    Normalization,
+    Normalizer,
+    UnmappableImage,
+    UnmappableWarning,
+    normalization_from_dict,
+)
 from tomogan_tf.data.pipeline import neighbour_indices
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.io import SliceSink, SliceSource
@@ -91,7 +98,10 @@ class Denoiser:
     Args:
         predict: maps normalised (batch, H, W, depth) float32 to (batch, H, W, 1);
             for ``dims=3``, (batch, D, H, W, 1) to the same shape.
-        normalizer: raw <-> normalised units; None when ``predict`` works in raw units.
+        normalization: how raw images are mapped to the network's units and back
+            (`PerImageNormalization`: each image by its own percentiles; a fixed
+            `Normalizer`); None when ``predict`` works in raw units (a SavedModel,
+            which normalises inside its graph).
         depth: neighbouring slices the model reads (odd; 1 for 3-D models).
         multiple: sizes the model needs to divide (H, W; and D in 3-D).
         tile: largest tile side (a cube's in 3-D); bigger inputs are tiled.
@@ -106,12 +116,16 @@ class Denoiser:
         trained: how the model was trained, from its run's config (`TRAINED_DEFAULTS`
             for what is not recorded): ``mode``, ``layout``, ``minus_log`` and
             ``flat_field`` (the input its data came in), ``mask``, ``mask_fill``.
+        strict: an image the normalisation cannot map (constant; far outside a fixed
+            window) raises `InputError` instead of a warning and a pass-through.
+        window: the normalisation the model was trained with, for scoring and
+            margin probing (default: ``normalization``; a SavedModel's metadata).
     """
 
     def __init__(
         self,
         predict: Callable[[np.ndarray], np.ndarray],
-        normalizer: Normalizer | None,
+        normalization: Normalization | None,
         depth: int = 1,
         multiple: int = 8,
         tile: int | None = None,
@@ -122,6 +136,8 @@ class Denoiser:
         dims: int = 2,
         inference: str = "direct",
         trained: dict | None = None,
+        strict: bool = False,
+        window: Normalization | None = None,
     ):
         if dims not in DEFAULT_TILE:
             raise InputError(name, f"models must be 2-D or 3-D, got dims={dims}")
@@ -139,15 +155,17 @@ class Denoiser:
                 " every cube); use --inference direct",
             )
         self.inference = inference
-        self.predict, self.normalizer = predict, normalizer
+        self.predict, self.normalization = predict, normalization
         self.depth, self.multiple, self.name, self.dims = depth, multiple, name, dims
         tile = DEFAULT_TILE[dims] if tile is None else tile
         self.tile = max(multiple, tile // multiple * multiple)
         self._margin = margin
         self.batch_size = batch_size
         self.generator = generator  # the Keras model, when loaded from one (for export)
-        # The normalisation window the model was trained in: data range of its metrics.
-        self.window = normalizer
+        self.strict = strict
+        # The normalisation the model was trained in: data range of its metrics.
+        self.window = normalization if window is None else window
+        self.passed_through = 0  # images the normalisation could not map
 
     @property
     def margin(self) -> int:
@@ -157,9 +175,10 @@ class Denoiser:
         need cubes too large for a forward pass on most machines.
         """
         if self._margin is None:
-            window = self.window or Normalizer(0.0, 1.0)
-            # A model without its own normalizer takes raw values: probe in its window.
-            probe = (0.0, 1.0) if self.normalizer else (window.low, window.high)
+            # A model without its own normalisation takes raw values: probe in its
+            # fixed window (a per-image one maps the probe's own range to [0, 1]).
+            window = self.window if isinstance(self.window, Normalizer) else None
+            probe = (0.0, 1.0) if self.normalization or not window else (window.low, window.high)
             try:
                 radius = receptive_field_radius(
                     self.predict, self.depth, self.multiple, value_range=probe, dims=self.dims
@@ -237,7 +256,7 @@ class Denoiser:
 
         return cls(
             lambda x: run(tf.constant(x, tf.float32)).numpy(),
-            Normalizer.from_dict(config["normalization"]),
+            normalization_from_dict(config["normalization"]),
             depth=int(generator.input_shape[-1]),
             multiple=family.input_multiple,
             name=path,
@@ -266,6 +285,8 @@ class Denoiser:
 
         if options.get("margin") is None:
             options["margin"] = meta.get("margin")
+        if "normalization" in meta:
+            options["window"] = normalization_from_dict(meta["normalization"])
         den = cls(
             run,
             None,
@@ -277,8 +298,6 @@ class Denoiser:
             **options,
         )
         den._keepalive = loaded
-        if "normalization" in meta:
-            den.window = Normalizer.from_dict(meta["normalization"])
         return den
 
     def check_flat_field(self, source: DxchangeSource) -> None:
@@ -307,29 +326,69 @@ class Denoiser:
                 f" {self.multiple // 2} pixels, too small to denoise",
             )
 
-    def denoise_batch(self, stacks: np.ndarray) -> np.ndarray:
+    def denoise_batch(self, stacks: np.ndarray, names: list[str] | None = None) -> np.ndarray:
         """Denoise (batch, H, W, depth) raw-unit stacks; returns (batch, H, W) raw units.
 
+        Each image goes through its own window (`PerImageNormalization`) or the fixed
+        one. An image the normalisation cannot map is passed through unchanged with a
+        warning naming it (``names``), or refused when ``strict``.
         2-D models only; volumes go through `stream`.
         """
         if self.dims != 2:
             raise InputError(self.name, "a 3-D model denoises whole volumes; use stream()")
         self._check_size(*stacks.shape[1:3])
         x = stacks.astype(np.float32)
-        if self.normalizer is not None:
-            x = self.normalizer.apply(x)
+        centre = x[..., self.depth // 2]
+        windows = self._windows(centre, names)
+        if self.normalization is not None:
+            x = np.stack([self._apply(w, s) for w, s in zip(windows, x, strict=True)])
         if self.inference == "jinv":
             # Hide each grid phase in image coordinates, before padding: a mirrored
             # copy of a hidden pixel would otherwise show it to the network.
             # "Zero" is 0 in normalised units; a SavedModel normalises inside, so it
-            # gets the raw value that maps to 0.
-            zero = 0.0 if self.normalizer is not None or self.window is None else self.window.low
+            # gets the raw value that maps to 0, the low end of each image's window.
+            zero = 0.0
+            if self.normalization is None and self.window is not None:
+                zero = np.array([w.low if w else 0.0 for w in windows], np.float32)
+                zero = zero[:, None, None, None]
             fill = self.trained["mask_fill"]
             y = jinvariant_predict(self._predict_images, x, fill=fill, zero=zero)
         else:
             y = self._predict_images(x)
         y = y[..., 0]
-        return self.normalizer.invert(y).astype(np.float32) if self.normalizer else y
+        out = np.empty_like(centre)
+        for b, window in enumerate(windows):
+            if window is None:  # could not be mapped: the input, unchanged
+                out[b] = centre[b]
+            else:
+                out[b] = window.invert(y[b]) if self.normalization is not None else y[b]
+        return out
+
+    def _windows(self, images: np.ndarray, names: list[str] | None) -> list[Normalizer | None]:
+        """Each image's map to the network's units (None: passed through unchanged).
+
+        A model without its own normalisation (a SavedModel) still gets the check,
+        against the normalisation it records, so it never returns silent garbage.
+        """
+        policy = self.normalization or self.window
+        if policy is None:
+            return [Normalizer(0.0, 1.0)] * len(images)
+        windows = []
+        for k, image in enumerate(images):
+            try:
+                policy.check_range(image)
+                windows.append(policy.for_image(image))
+            except UnmappableImage as err:
+                where = names[k] if names else f"image {k}"
+                if self.strict:
+                    raise InputError(where, str(err)) from None
+                if self.passed_through == 0:
+                    warnings.warn(
+                        f"{where}: {err}; passed through unchanged", UnmappableWarning, stacklevel=4
+                    )
+                self.passed_through += 1
+                windows.append(None)
+        return windows
 
     def _predict_images(self, x: np.ndarray) -> np.ndarray:
         """The network on (batch, H, W, depth) of any size: padded, tiled, cropped back."""
@@ -392,9 +451,11 @@ class Denoiser:
             needed = sorted({j for group in neighbours for j in group})
             slices = dict(zip(needed, source.read(needed), strict=True))
             stacks = np.stack([np.stack([slices[j] for j in g], axis=-1) for g in neighbours])
-            write(start, self.denoise_batch(stacks))
+            names = [f"{source.path}: slice {i}" for i in indices]
+            write(start, self.denoise_batch(stacks, names))
             if bar is not None:
                 bar.add(len(indices))
+        self._report_passed_through(source.path)
 
     def _stream_volume(
         self, source, write: Callable[[int, np.ndarray], None], progress: bool
@@ -421,6 +482,7 @@ class Denoiser:
         if progress:
             bar = keras.utils.Progbar(math.prod(len(s) for s in starts), unit_name="tile")
         slab: dict = {"start": None, "data": None, "raw": {}}
+        windows: dict[int, Normalizer | None] = {}  # per slice (a few floats each)
 
         def read(region: Region) -> np.ndarray:
             z = region[0]
@@ -430,10 +492,16 @@ class Denoiser:
                 held = {i: s for i, s in slab["raw"].items() if i in wanted}
                 missing = sorted(wanted - set(held))
                 if missing:
-                    held.update(zip(missing, source.read(missing), strict=True))
-                x = np.stack([held[i] for i in indices])[None, ..., None]
-                if self.normalizer is not None:
-                    x = self.normalizer.apply(x)
+                    slices = source.read(missing)
+                    held.update(zip(missing, slices, strict=True))
+                    names = [f"{source.path}: slice {i}" for i in missing]
+                    windows.update(zip(missing, self._windows(slices, names), strict=True))
+                x = np.stack([held[i] for i in indices])
+                if self.normalization is not None:  # each slice by its own window
+                    x = np.stack(
+                        [self._apply(windows[i], s) for i, s in zip(indices, x, strict=True)]
+                    )
+                x = x[None, ..., None]
                 slab.update(
                     start=z.start,
                     raw=held,
@@ -453,4 +521,30 @@ class Denoiser:
         for start, block in blocks:
             y = block[0, : max(0, n - start), :height, :width, 0]
             if len(y):
-                write(start, self.normalizer.invert(y).astype(np.float32) if self.normalizer else y)
+                out = np.empty(y.shape, np.float32)
+                for k, image in enumerate(y):
+                    window = windows[start + k]
+                    if window is None:  # could not be mapped: the input, unchanged
+                        out[k] = source.read([start + k])[0]
+                    elif self.normalization is not None:
+                        out[k] = window.invert(image)
+                    else:
+                        out[k] = image
+                write(start, out)
+        self._report_passed_through(source.path)
+
+    @staticmethod
+    def _apply(window: Normalizer | None, image: np.ndarray) -> np.ndarray:
+        """``image`` in network units; an unmappable one as zeros (its output is replaced)."""
+        return window.apply(image) if window is not None else np.zeros_like(image)
+
+    def _report_passed_through(self, path: str) -> None:
+        """After a stream: how many images in all were passed through unchanged."""
+        if self.passed_through > 1:
+            warnings.warn(
+                f"{path}: {self.passed_through} images could not be normalised and were"
+                " passed through unchanged",
+                UnmappableWarning,
+                stacklevel=3,
+            )
+        self.passed_through = 0

@@ -1,7 +1,8 @@
 """Image stacks on disk, read and written a batch of slices at a time.
 
 Inputs and outputs are HDF5 datasets, TIFF files (one page per slice) or ``.npy``
-arrays, holding a single image (H, W) or a stack (N, H, W). Outputs are written
+arrays, holding a single image (H, W) or a stack (N, H, W). ``open_source`` also reads
+a DICOM series (a folder of slices, see `tomogan_tf.inference.dicom`). Outputs are written
 under a temporary name in the destination folder and renamed into place only when
 complete, so an interrupted or failed run leaves nothing behind, and an output can
 never replace its own input.
@@ -25,15 +26,29 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def file_format(path: str) -> str:
-    """``"hdf5"``, ``"tiff"`` or ``"npy"``, from the file name."""
+    """``"hdf5"``, ``"tiff"``, ``"npy"`` or ``"dicom"``, from the file name.
+
+    DICOM is a folder (an existing one, or a name ending in ``/`` or without a suffix),
+    a ``.dcm``/``.dicom`` file, or any file that starts with the DICOM preamble.
+    """
+    path = os.fspath(path)
     lower = path.lower()
-    if lower.endswith(HDF5_SUFFIXES):
-        return "hdf5"
-    if lower.endswith(TIFF_SUFFIXES):
-        return "tiff"
-    if lower.endswith(".npy"):
-        return "npy"
-    raise InputError(path, "unknown file type; use .h5/.hdf5, .tif/.tiff or .npy")
+    if not os.path.isdir(path):
+        if lower.endswith(HDF5_SUFFIXES):
+            return "hdf5"
+        if lower.endswith(TIFF_SUFFIXES):
+            return "tiff"
+        if lower.endswith(".npy"):
+            return "npy"
+    from tomogan_tf.inference.dicom import is_dicom_path
+
+    if is_dicom_path(path):
+        return "dicom"
+    raise InputError(
+        path,
+        "unknown file type; use .h5/.hdf5, .tif/.tiff, .npy or DICOM (a folder of slices or"
+        " a .dcm file)",
+    )
 
 
 @dataclass
@@ -110,8 +125,14 @@ def _open_tiff(path: str):
 
 @contextmanager
 def open_source(path: str, key: str | None = "test_ns"):
-    """Open an image or stack for reading; yields a `SliceSource`."""
+    """Open an image or stack for reading; yields a `SliceSource` (a `DicomSeries` for DICOM)."""
     fmt = file_format(path)
+    if fmt == "dicom":
+        from tomogan_tf.inference.dicom import open_dicom_series
+
+        with open_dicom_series(path) as series:
+            yield series
+        return
     if fmt != "hdf5":
         if not os.path.isfile(path):
             raise InputError(path, "file not found")
@@ -184,7 +205,12 @@ class SliceSink(AtomicFileSink):
         self._target = None
 
     def _output_format(self, path: str) -> str:
-        return file_format(path)
+        fmt = file_format(path)
+        if fmt == "dicom":
+            raise InputError(
+                path, "is not a .h5, .tif or .npy name; DICOM series are written by DicomSeriesSink"
+            )
+        return fmt
 
     def _open(self) -> None:
         _, height, width = self.shape

@@ -143,6 +143,12 @@ class TrainConfig:
         "Then iterations that train the critic alone against the warmed-up generator."
     )
     lr_g: float = _opt(1e-4, "Adam learning rate of the generator.")
+    lr_schedule: str = _opt(
+        "constant",
+        "constant, or cosine: both learning rates decay along a cosine to 5 percent of their"
+        " value at --maxiter (a fixed budget converges further).",
+        ["constant", "cosine"],
+    )
     lr_d: float | None = _family_opt("Adam learning rate of the discriminator.")
     gan_loss: str | None = _family_opt(
         "Adversarial loss: Wasserstein with gradient penalty, Wasserstein with weight "
@@ -214,8 +220,15 @@ class TrainConfig:
         "Target validation stack (default test_gt; n2n: test_ns2, or --val_ns_key's name"
         " in --target_h5).",
     )
-    norm_low: float = _opt(0.5, "Percentile of the noisy training data mapped to 0.")
-    norm_high: float = _opt(99.5, "Percentile of the noisy training data mapped to 1.")
+    norm: str = _opt(
+        "image",
+        "image: every slice mapped by its own noisy --norm_low/--norm_high percentiles, in"
+        " training and at inference (the model then works in any units: 1/mm, HU, counts);"
+        " fixed: one window fitted to the noisy training stack, for data whose absolute"
+        " values matter (inputs must then come in the training data's units).",
+    )
+    norm_low: float = _opt(0.5, "Percentile of the noisy data mapped to 0.")
+    norm_high: float = _opt(99.5, "Percentile of the noisy data mapped to 1.")
     max_keep: int = _opt(3, "Checkpoints kept in the run directory.")
 
     # Fitted from the data on the first start, then reused (resume, inference).
@@ -235,6 +248,8 @@ class TrainConfig:
         "itd",
         "seed",
         "gan_loss",
+        "lr_schedule",
+        "norm",
         "norm_low",
         "norm_high",
         "ns_key",
@@ -309,6 +324,10 @@ class TrainConfig:
             problems.append("--psz must be at least 32 for the VGG perceptual loss")
         if self.ladv > 0 and self.itd == 0:
             problems.append("--ladv > 0 needs --itd >= 1 to train the discriminator")
+        if self.lr_schedule not in ("constant", "cosine"):
+            problems.append(f"--lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if self.norm not in ("image", "fixed"):
+            problems.append(f"--norm must be image or fixed, got {self.norm!r}")
         if not 0 <= self.norm_low < self.norm_high <= 100:
             problems.append("need 0 <= --norm_low < --norm_high <= 100")
         problems += self._mode_problems()

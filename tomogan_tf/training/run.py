@@ -41,7 +41,7 @@ from tomogan_tf.data.dxchange import (
     inspect_dxchange,
 )
 from tomogan_tf.data.hdf5 import check_finite
-from tomogan_tf.data.normalization import Normalizer
+from tomogan_tf.data.normalization import PerImageNormalization, normalization_from_dict
 from tomogan_tf.errors import InputError
 from tomogan_tf.losses import VGGPerceptualLoss, load_vgg
 from tomogan_tf.models import build_discriminator, build_generator
@@ -108,10 +108,24 @@ def _build_trainer(config: TrainConfig) -> GANTrainer:
         logging.info("--vgg_weights none: training without the perceptual term")
     trainer = GANTrainer(generator, discriminator, perceptual, **config.trainer_options())
     trainer.compile(
-        keras.optimizers.Adam(config.lr_g),
-        keras.optimizers.Adam(config.lr_d) if discriminator is not None else None,
+        keras.optimizers.Adam(_learning_rate(config, config.lr_g, config.itg)),
+        keras.optimizers.Adam(_learning_rate(config, config.lr_d, config.itd))
+        if discriminator is not None
+        else None,
     )
     return trainer
+
+
+def _learning_rate(config: TrainConfig, rate: float, steps_per_iteration: int):
+    """``rate``, or its cosine decay over the optimizer's steps in ``--maxiter`` iterations.
+
+    The schedule reads the optimizer's own step count, which the checkpoint restores,
+    so a resumed run continues on the same curve.
+    """
+    if config.lr_schedule == "constant":
+        return rate
+    steps = max(1, config.maxiter * max(1, steps_per_iteration))
+    return keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps, alpha=0.05)
 
 
 def _checkpoint(trainer: GANTrainer, best: tf.Variable) -> tf.train.Checkpoint:
@@ -214,7 +228,9 @@ def _open_data(config: TrainConfig) -> tuple[StackReader, StackReader]:
                 f"{stack.describe()} has {stack.shape[0]} slices; --model {config.model}"
                 f" trains on cubes of --psz {config.psz} and needs at least that many",
             )
-    if config.normalization is None:
+    if config.normalization is None and config.norm == "image":
+        config.normalization = PerImageNormalization(config.norm_low, config.norm_high).to_dict()
+    elif config.normalization is None:
         with open_h5(noisy.path) as f:
             normalizer = fit_normalizer(f, noisy, (config.norm_low, config.norm_high))
         config.normalization = normalizer.to_dict()
@@ -231,7 +247,7 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
     """
     config = _resolve_config(config.validate())
     train_reader, val_reader = _open_data(config)
-    normalizer = Normalizer.from_dict(config.normalization)
+    normalization = normalization_from_dict(config.normalization)
     trainer = _build_trainer(config)  # may fail (VGG weights): before anything is written
     os.makedirs(config.logdir, exist_ok=True)
     config.save(os.path.join(config.logdir, "config.json"))
@@ -260,7 +276,7 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
         train_reader,
         config.psz,
         config.mbsz,
-        normalizer,
+        normalization,
         seed=config.seed,
         group=trainer.group_size,
         augment=config.augment,
@@ -269,21 +285,20 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
     )
     if config.dims == 3:
         val_data = cube_dataset(
-            val_reader, config.val_slices, config.psz, normalizer, with_index=masked
+            val_reader, config.val_slices, config.psz, normalization, with_index=masked
         )
         # The first validation cube; the panel shows its middle slice.
-        panel = tuple(normalizer.apply(a[None]) for a in val_reader.read_block(0, 0, 0, config.psz))
+        panel = tuple(a[None] for a in val_reader.read_block(0, 0, 0, config.psz, normalization))
     else:
         n_val = val_reader.shape[0]
         count = n_val if config.val_slices == 0 else min(n_val, config.val_slices)
         val_indices = np.unique(np.linspace(0, n_val - 1, count).astype(int))
-        val_data = slice_dataset(val_reader, val_indices, normalizer, with_index=masked)
+        val_data = slice_dataset(val_reader, val_indices, normalization, with_index=masked)
         panel_pairs = [
-            val_reader.read(i, 0, 0, *val_reader.shape[1:]) for i in val_indices[:PANEL_IMAGES]
+            val_reader.read(i, 0, 0, *val_reader.shape[1:], normalization)
+            for i in val_indices[:PANEL_IMAGES]
         ]
-        panel = tuple(
-            normalizer.apply(np.stack(images)) for images in zip(*panel_pairs, strict=True)
-        )
+        panel = tuple(np.stack(images) for images in zip(*panel_pairs, strict=True))
 
     trainer.fit(
         patches,
