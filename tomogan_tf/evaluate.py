@@ -55,7 +55,6 @@ flags.DEFINE_bool(
 )
 
 
-
 def evaluate(
     denoiser: Denoiser, path: str, noisy_key: str, clean_key: str, layout: str = "tomogan"
 ) -> dict:
@@ -85,13 +84,15 @@ def evaluate(
                 windows = [denoiser.window.for_image(image) for image in noisy_slices]
             except UnmappableImage as err:
                 raise InputError(path, f"'{noisy.key}': {err}") from None
-            for suffix, images in (("_noisy", noisy_slices), ("", denoised)):
-                scaled = [
-                    (w.apply(c), w.apply(i))
-                    for w, c, i in zip(windows, clean_source.read(indices), images, strict=True)
+
+            def scaled(images: np.ndarray) -> np.ndarray:
+                return np.stack([w.apply(i) for w, i in zip(windows, images, strict=True)])[
+                    ..., None
                 ]
-                clean, scored = (np.stack(a)[..., None] for a in zip(*scaled, strict=True))
-                psnr, ssim = image_metrics(clean, scored)
+
+            clean = scaled(clean_source.read(indices))  # read and scaled once per batch
+            for suffix, images in (("_noisy", noisy_slices), ("", denoised)):
+                psnr, ssim = image_metrics(clean, scaled(images))
                 scores["psnr" + suffix] += list(psnr.numpy())
                 scores["ssim" + suffix] += list(ssim.numpy())
 
