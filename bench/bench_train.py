@@ -22,12 +22,12 @@ import numpy as np
 
 from tomogan_tf import build_discriminator, build_generator
 from tomogan_tf.data import StackReader, fit_normalizer, open_h5, open_stack, patch_dataset
-from tomogan_tf.training import GANTrainer
+from tomogan_tf.training import GANTrainer, LossConfig
 
 
 def stack_shape_and_normalizer(path: str):
     with open_h5(path) as f:
-        return f["train_ns"].shape, fit_normalizer(f, open_stack(f, "train_ns"))
+        return f["train_ns"].shape, fit_normalizer(open_stack(f, "train_ns"))
 
 
 def pipeline_rate(path: str, psz: int, mbsz: int, batches: int) -> tuple[float, float]:
@@ -56,7 +56,7 @@ def iteration_time(path: str, psz: int, mbsz: int, steps: int, **losses) -> floa
     keras.utils.set_random_seed(0)
     _shape, normalizer = stack_shape_and_normalizer(path)
     d = build_discriminator("tomogan", patch_size=psz)
-    trainer = GANTrainer(build_generator("tomogan"), d, **losses)
+    trainer = GANTrainer(build_generator("tomogan"), d, losses=LossConfig.for_family(**losses))
     trainer.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4))
     reader = StackReader.open(path, "train_ns", "train_gt")
     data = patch_dataset(reader, psz, mbsz, normalizer, group=trainer.group_size)

@@ -1,79 +1,82 @@
-"""Shared fixtures: small HDF5 stacks made on the fly."""
+"""Shared fixtures and the automatic level markers (see tests/README.md).
+
+The helpers live in ``helpers.py`` and are re-exported here under their old names,
+so ``from conftest import run_module`` keeps working; new tests import them
+``from helpers import ...``.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
+import inspect
 import sys
+from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
-import tomogan_tf  # noqa: F401  (imports TensorFlow quietly before the tests do)
+# Plain assert statements in the shared modules report their operands like tests do.
+# (Only on pytest's own import of this file: a test doing ``from conftest import ...``
+# imports it a second time, under another name, after the modules are loaded.)
+if "helpers" not in sys.modules:
+    pytest.register_assert_rewrite("harness", "helpers")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import (
+    ROOT,
+    correlation,
+    file_sha256,
+    run_module,
+    smooth_stack,
+    write_pair_file,
+)
+
+import tomogan_tf  # noqa: F401  (checks the Keras backend before any test imports TF)
+
+__all__ = [
+    "LEVELS",
+    "ROOT",
+    "correlation",
+    "file_sha256",
+    "pair_file",
+    "run_module",
+    "smooth_stack",
+    "write_pair_file",
+]
+
+TESTS = Path(__file__).resolve().parent
+
+# Every test has exactly one level. A file sets its own with
+# ``pytestmark = pytest.mark.<level>``, a test with its own marker; otherwise a test
+# that runs a tool as a user does (``run_module``, a subprocess) is "cli", and the
+# folder decides for the rest: tests/cli/ is "cli", tests/training/ "integration"
+# (whole training runs), any other folder "unit".
+LEVELS = ("unit", "integration", "cli")
+FOLDER_LEVELS = {"cli": "cli", "training": "integration"}
+DEFAULT_LEVEL = "unit"
+_RUNS_A_TOOL = ("run_module(", "subprocess.")
 
 
-def smooth_stack(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
-    """Piecewise-smooth images (random discs on a gradient) that a denoiser can learn."""
-    yy, xx = np.mgrid[0:height, 0:width]
-    out = np.empty((n, height, width), np.float32)
-    for i in range(n):
-        image = 0.2 + 0.3 * rng.random() * xx / width
-        for _ in range(4):
-            cy, cx, r = rng.random(3) * [height, width, min(height, width) / 3]
-            image = image + 0.5 * rng.random() * ((yy - cy) ** 2 + (xx - cx) ** 2 < r**2)
-        out[i] = image
-    return out
+def level_of(item: pytest.Item) -> str:
+    """The level an unmarked test gets from what it runs and where it lives."""
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        source = ""
+    if any(call in source for call in _RUNS_A_TOOL):
+        return "cli"
+    parts = Path(item.path).resolve().relative_to(TESTS).parts
+    return FOLDER_LEVELS.get(parts[0], DEFAULT_LEVEL) if len(parts) > 1 else DEFAULT_LEVEL
 
 
-def write_pair_file(
-    path: str,
-    n_train: int = 8,
-    n_test: int = 3,
-    size: tuple[int, int] = (48, 48),
-    sigma: float = 0.1,
-    seed: int = 0,
-) -> str:
-    """An HDF5 file in the TomoGAN layout with Gaussian noise on smooth images."""
-    rng = np.random.default_rng(seed)
-    with h5py.File(path, "w") as f:
-        for split, n in (("train", n_train), ("test", n_test)):
-            clean = smooth_stack(rng, n, *size)
-            f[f"{split}_gt"] = clean
-            f[f"{split}_ns"] = clean + sigma * rng.standard_normal(clean.shape).astype(np.float32)
-    return path
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marked = sorted({m.name for m in item.iter_markers() if m.name in LEVELS})
+        if len(marked) > 1:
+            raise pytest.UsageError(f"{item.nodeid} has several levels: {', '.join(marked)}")
+        if not marked:
+            item.add_marker(getattr(pytest.mark, level_of(item)))
 
 
 @pytest.fixture
 def pair_file(tmp_path) -> str:
+    """A small TomoGAN-layout HDF5 file of noisy/clean pairs (see `write_pair_file`)."""
     return write_pair_file(str(tmp_path / "pairs.h5"))
-
-
-def run_module(
-    module: str, *args: str, timeout: float = 600, cwd: str | os.PathLike = ROOT
-) -> subprocess.CompletedProcess:
-    """Run ``python -m module args`` as a user would (from the repository root by default)."""
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes (to check that a file was left untouched)."""
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two arrays' values."""
-    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])

@@ -5,6 +5,10 @@ logging) when it loads and when it first enumerates devices. For a command-line
 tool whose errors are meant to be one clear line, that is noise, so the first
 import and device scan run with file descriptor 2 pointed at /dev/null. A user who
 sets TF_CPP_MIN_LOG_LEVEL explicitly sees everything TensorFlow says.
+
+Only the command-line tools call this (`tomogan_tf.cli.run`, before anything imports
+TensorFlow): it sets an environment variable and redirects a file descriptor, which
+a library must not do to the process that imports it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ def _stderr_muted():
 
 
 def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and scan devices with C++ notices muted (no-op if already done).
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` for the rest of the process; does nothing when
+    TensorFlow is already imported or the variable is set.
+    """
     if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"

@@ -1,4 +1,15 @@
-"""Shared plumbing of the command-line entry points (``python -m tomogan_tf.<tool>``)."""
+"""Shared plumbing of the command-line tools: ``tomogan-<tool>`` or ``python -m tomogan_tf.<tool>``.
+
+A tool module (`tomogan_tf.denoise`, ``evaluate``, ``export``, ``train``) holds a
+``define_flags()``, an absl ``main(argv)`` and a ``run()`` (its console-script entry
+point) that hands both to `run` here. Importing a tool does nothing: no flags are
+defined (so several tools can be imported into one notebook or test process
+without absl's ``DuplicateFlagError``) and TensorFlow is not imported, because a
+tool must silence TensorFlow's C++ start-up notices before TensorFlow loads, so that
+an error is one clear line on stderr. Library code never reaches into these modules;
+they are thin shells around `tomogan_tf.inference`, `tomogan_tf.serving` and
+`tomogan_tf.training`.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +21,15 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
-from absl import app, logging
+from absl import flags
 
+from tomogan_tf._quiet import import_tensorflow_quietly
 from tomogan_tf.errors import InputError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 EXIT_BAD_INPUT = 2
 
@@ -22,15 +37,38 @@ EXIT_BAD_INPUT = 2
 # message carries the original "InputError: <text>" line.
 _WRAPPED = re.compile(r"InputError: (.+)")
 
+# Tools whose flags this process has defined (a second `run` of one reuses them).
+_DEFINED: set[str] = set()
 
-def run(main: Callable[[list[str]], None], prog: str) -> None:
+
+def run(
+    main: Callable[[list[str]], None],
+    prog: str,
+    define_flags: Callable[[], None] | None = None,
+    doc: str | None = None,
+) -> None:
     """Run an absl ``main``; bad input becomes one line on stderr and exit code 2.
+
+    In order: TensorFlow is imported with its start-up notices muted, the tool's
+    flags are defined (``define_flags``), absl parses the command line (``--help``
+    prints ``doc``, the tool module's docstring, and the tool's flags whichever way
+    it was started) and ``main`` runs.
 
     Failures leave through `os._exit`: a live tf.data iterator whose reader threads
     are inside Python can hang interpreter shutdown, and a tool that hangs after
     reporting an error, or after Ctrl-C, is worse than one that skips the clean-up
     (every file we write is complete and renamed into place before we get here).
     """
+    import_tensorflow_quietly()
+    import tensorflow as tf
+    from absl import app, logging
+
+    if define_flags is not None and prog not in _DEFINED:
+        _define_main_module_flags(define_flags)
+        _DEFINED.add(prog)
+    main_module = sys.modules["__main__"]
+    if doc and not main_module.__doc__:  # a console script: help as for python -m
+        main_module.__doc__ = doc
 
     def guarded(argv: list[str]) -> None:
         logging.get_absl_handler().python_handler.addFilter(_only_our_info)
@@ -54,6 +92,20 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
             _exit(1)
 
     app.run(guarded)
+
+
+def _define_main_module_flags(define_flags: Callable[[], None]) -> None:
+    """Define a tool's flags as key flags of the main module, as absl's ``--help`` lists.
+
+    absl's ``--help`` shows the flags of the module it finds as ``sys.argv[0]``: the
+    tool module under ``python -m``, but the generated script under a console-script
+    entry point, where the flags were defined by an imported module.
+    """
+    before = set(flags.FLAGS)
+    define_flags()
+    for name in flags.FLAGS:
+        if name not in before:
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
 
 
 def _one_line_warning(prog: str):
@@ -81,6 +133,12 @@ def unwrap_input_error(err: tf.errors.OpError) -> InputError | None:
     """The `InputError` a tf.data reader raised, recovered from the TF error wrapping it."""
     wrapped = _WRAPPED.search(err.message or "")
     return None if wrapped is None else InputError(None, wrapped.group(1).strip())
+
+
+def check_no_arguments(argv: list[str]) -> None:
+    """Refuse positional arguments (every input is a flag), as every tool does."""
+    if len(argv) > 1:
+        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
 
 
 def _exit(code: int, message: str | None = None) -> None:

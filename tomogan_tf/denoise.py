@@ -36,97 +36,102 @@ import time
 from absl import flags
 
 from tomogan_tf import cli
-from tomogan_tf.data.dxchange import DxchangeSink, open_dxchange
 from tomogan_tf.errors import InputError
-from tomogan_tf.inference.denoiser import INFERENCE, Denoiser
-from tomogan_tf.inference.dicom import DicomSeriesSink
-from tomogan_tf.inference.io import (
-    OUTPUT_DTYPES,
-    SliceSink,
-    file_format,
-    open_source,
-    output_dtype,
-)
 from tomogan_tf.utils.files import same_file
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Run directory, .keras file or SavedModel (default: shipped).")
-flags.DEFINE_string(
-    "input",
-    None,
-    "Input: .h5/.hdf5, .tif/.tiff or .npy file, or DICOM: a folder holding one series of"
-    " slices, or a .dcm file.",
-)
-flags.DEFINE_string(
-    "output",
-    None,
-    "Output: .h5, .tif or .npy file, or (from a DICOM input only) a folder (name ending in"
-    " / or without a suffix) for a DICOM series, or a .dcm file for a single slice; never"
-    " the input.",
-)
-flags.DEFINE_string("input_key", "test_ns", "Dataset to denoise when the input is HDF5.")
-flags.DEFINE_string("output_key", "denoised", "Dataset to write when the output is HDF5.")
-flags.DEFINE_integer(
-    "tile",
-    None,
-    "Largest tile side in pixels; larger images are tiled. 3-D models: cube side in"
-    " voxels, and slices per z-slab (default: 1024 for 2-D, 96 for 3-D models).",
-)
-flags.DEFINE_integer(
-    "overlap",
-    None,
-    "Context pixels (voxels) per tile edge (default: the model's receptive field;"
-    " for 3-D models at most 16, see MAX_MARGIN_3D).",
-)
-flags.DEFINE_integer(
-    "batch", None, "Slices per forward pass (default: ~2 Mpixel per pass); 2-D models only."
-)
-flags.DEFINE_enum(
-    "dtype",
-    None,
-    OUTPUT_DTYPES,
-    "Output dtype ('input': the input's; default float32, Data Exchange: 'input').",
-)
-flags.DEFINE_enum(
-    "layout",
-    None,
-    ["tomogan", "dxchange"],
-    "HDF5 input layout: a named stack (--input_key) or Data Exchange projections, flat/dark"
-    " corrected as in training and written back as a Data Exchange file with all its"
-    " metadata (default: the layout the model was trained on).",
-)
-flags.DEFINE_enum(
-    "inference",
-    "direct",
-    INFERENCE,
-    "direct: one pass; jinv: Noise2Self's J-invariant prediction, each pixel predicted"
-    " with itself hidden (16 passes in 2-D, 64 in 3-D).",
-)
-flags.DEFINE_bool(
-    "strict",
-    False,
-    "Fail (exit code 2) on an image the model's normalisation cannot map (constant, or far"
-    " outside a fixed window) instead of warning and passing it through unchanged.",
-)
-flags.DEFINE_bool(
-    "overwrite",
-    False,
-    "Replace an existing output file, or a DICOM output folder holding only DICOM files"
-    " (never the input).",
-)
+
+
+def define_flags() -> None:
+    """This tool's flags; defined only when it runs (see `tomogan_tf.cli`)."""
+    from tomogan_tf.data.layouts import LAYOUTS
+    from tomogan_tf.data.sinks import OUTPUT_DTYPES
+    from tomogan_tf.inference import INFERENCE
+
+    flags.DEFINE_string(
+        "model", None, "Run directory, .keras file or SavedModel (default: shipped)."
+    )
+    flags.DEFINE_string(
+        "input",
+        None,
+        "Input: .h5/.hdf5, .tif/.tiff or .npy file, or DICOM: a folder holding one series of"
+        " slices, or a .dcm file.",
+    )
+    flags.DEFINE_string(
+        "output",
+        None,
+        "Output: .h5, .tif or .npy file, or (from a DICOM input only) a folder (name ending in"
+        " / or without a suffix) for a DICOM series, or a .dcm file for a single slice; never"
+        " the input.",
+    )
+    flags.DEFINE_string("input_key", "test_ns", "Dataset to denoise when the input is HDF5.")
+    flags.DEFINE_string("output_key", "denoised", "Dataset to write when the output is HDF5.")
+    flags.DEFINE_integer(
+        "tile",
+        None,
+        "Largest tile side in pixels; larger images are tiled. 3-D models: cube side in"
+        " voxels, and slices per z-slab (default: 1024 for 2-D, 96 for 3-D models).",
+    )
+    flags.DEFINE_integer(
+        "overlap",
+        None,
+        "Context pixels (voxels) per tile edge (default: the model's receptive field;"
+        " for 3-D models at most 16, see MAX_MARGIN_3D).",
+    )
+    flags.DEFINE_integer(
+        "batch", None, "Slices per forward pass (default: ~2 Mpixel per pass); 2-D models only."
+    )
+    flags.DEFINE_enum(
+        "dtype",
+        None,
+        OUTPUT_DTYPES,
+        "Output dtype ('input': the input's; default float32, Data Exchange: 'input').",
+    )
+    flags.DEFINE_enum(
+        "layout",
+        None,
+        list(LAYOUTS),
+        "HDF5 input layout: a named stack (--input_key) or Data Exchange projections, flat/dark"
+        " corrected as in training and written back as a Data Exchange file with all its"
+        " metadata (default: the layout the model was trained on).",
+    )
+    flags.DEFINE_enum(
+        "inference",
+        "direct",
+        INFERENCE,
+        "direct: one pass; jinv: Noise2Self's J-invariant prediction, each pixel predicted"
+        " with itself hidden (16 passes in 2-D, 64 in 3-D).",
+    )
+    flags.DEFINE_bool(
+        "strict",
+        False,
+        "Fail (exit code 2) on an image the model's normalisation cannot map (constant, or far"
+        " outside a fixed window) instead of warning and passing it through unchanged.",
+    )
+    flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Replace an existing output file, or a DICOM output folder holding only DICOM files"
+        " (never the input).",
+    )
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
+    """Denoise ``--input`` into ``--output``; print one line saying what was written."""
+    # The library (and TensorFlow) loads only now, after `cli.run` muted its start-up.
+    from tomogan_tf.data.layouts import LAYOUTS, get_layout
+    from tomogan_tf.data.sinks import output_dtype
+    from tomogan_tf.data.sources import file_format
+    from tomogan_tf.inference import Denoiser
+
+    cli.check_no_arguments(argv)
     if not FLAGS.input or not FLAGS.output:
         raise InputError(None, "--input and --output are required")
     if same_file(FLAGS.input, FLAGS.output):
         raise InputError(FLAGS.output, "is the input file; choose another --output")
     if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
         raise InputError(FLAGS.output, "exists; pass --overwrite to replace it")
-    dicom_output = file_format(FLAGS.output) == "dicom"
-    if dicom_output:
+    if file_format(FLAGS.output) == "dicom":  # refused before the model loads
         if file_format(FLAGS.input) != "dicom":
             raise InputError(
                 FLAGS.output,
@@ -148,33 +153,23 @@ def main(argv: list[str]) -> None:
         inference=FLAGS.inference,
         strict=FLAGS.strict,
     )
-    layout = FLAGS.layout or denoiser.trained["layout"]
-    if layout == "dxchange" and file_format(FLAGS.input) != "hdf5":
+    layout = get_layout(FLAGS.layout or denoiser.trained["layout"])
+    if not layout.accepts(FLAGS.input):
         if FLAGS.layout:
-            raise InputError(FLAGS.input, "--layout dxchange needs an HDF5 input")
-        layout = "tomogan"  # a dxchange-trained model on a TIFF or NPY of projections
+            raise InputError(FLAGS.input, f"--layout {layout.name} needs an HDF5 input")
+        # e.g. a model trained on Data Exchange projections, given a TIFF of projections
+        layout = get_layout(LAYOUTS[0])
     start = time.perf_counter()
     attrs = {"source": os.path.abspath(FLAGS.input), "model": denoiser.name}
-    if layout == "dxchange":
-        with open_dxchange(FLAGS.input, minus_log=denoiser.trained["minus_log"]) as source:
-            denoiser.check_flat_field(source)
-            dtype = output_dtype(FLAGS.dtype or "input", source.dtype)
-            with DxchangeSink(FLAGS.output, source, dtype, attrs=attrs) as sink:
-                denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
-    else:
-        with open_source(FLAGS.input, FLAGS.input_key) as source:
-            if source.key:
-                attrs["source_key"] = source.key
-            if dicom_output:
-                sink = DicomSeriesSink(FLAGS.output, source, attrs, overwrite=FLAGS.overwrite)
-                dtype = sink.dtype
-            else:
-                dtype = output_dtype(FLAGS.dtype or "float32", source.dtype)
-                sink = SliceSink(
-                    FLAGS.output, source.shape, dtype, FLAGS.output_key, source.single_image, attrs
-                )
-            with sink:
-                denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
+    with layout.open_input(FLAGS.input, FLAGS.input_key, denoiser.trained) as source:
+        if source.key and source.key == FLAGS.input_key:  # the dataset --input_key named
+            attrs["source_key"] = source.key
+        dtype = output_dtype(FLAGS.dtype or layout.default_dtype, source.dtype)
+        sink = layout.open_sink(
+            FLAGS.output, source, dtype, FLAGS.output_key, attrs, overwrite=FLAGS.overwrite
+        )
+        with sink:
+            denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
     n, height, width = source.shape
     where = f"{FLAGS.output}:{sink.key}" if sink.format == "hdf5" else FLAGS.output
     if sink.format == "dicom":
@@ -183,10 +178,15 @@ def main(argv: list[str]) -> None:
     if denoiser.dims == 3:
         what = f"a volume of {n}x{height}x{width}"
     print(
-        f"denoised {what} in {time.perf_counter() - start:.1f} s -> {where} ({dtype})",
+        f"denoised {what} in {time.perf_counter() - start:.1f} s -> {where} ({sink.dtype})",
         flush=True,
     )
 
 
+def run() -> None:
+    """The ``tomogan-denoise`` console script, also ``python -m tomogan_tf.denoise``."""
+    cli.run(main, prog="tomogan_tf.denoise", define_flags=define_flags, doc=__doc__)
+
+
 if __name__ == "__main__":
-    cli.run(main, prog="tomogan_tf.denoise")
+    run()

@@ -16,17 +16,23 @@ from absl import flags
 
 from tomogan_tf import cli
 from tomogan_tf.errors import InputError
-from tomogan_tf.serving import export_savedmodel
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Run directory or .keras file (default: the shipped model).")
-flags.DEFINE_string("out", None, "BASE/NAME folder; the version is a folder inside it.")
-flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
+
+
+def define_flags() -> None:
+    """This tool's flags; defined only when it runs (see `tomogan_tf.cli`)."""
+    flags.DEFINE_string("model", None, "Run directory or .keras file (default: the shipped model).")
+    flags.DEFINE_string("out", None, "BASE/NAME folder; the version is a folder inside it.")
+    flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
+    """Export ``--model`` to ``--out/VERSION``; print where and which signatures."""
+    # The library (and TensorFlow) loads only now, after `cli.run` muted its start-up.
+    from tomogan_tf.serving import export_savedmodel
+
+    cli.check_no_arguments(argv)
     if not FLAGS.out:
         raise InputError(None, "--out BASE/NAME is required")
     target = export_savedmodel(FLAGS.model, FLAGS.out, FLAGS.version)
@@ -36,5 +42,10 @@ def main(argv: list[str]) -> None:
     )
 
 
+def run() -> None:
+    """The ``tomogan-export`` console script, also ``python -m tomogan_tf.export``."""
+    cli.run(main, prog="tomogan_tf.export", define_flags=define_flags, doc=__doc__)
+
+
 if __name__ == "__main__":
-    cli.run(main, prog="tomogan_tf.export")
+    run()

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import keras
 import tensorflow as tf
 
 from tomogan_tf.data.normalization import Normalization, windows_tf
 from tomogan_tf.errors import InputError
-from tomogan_tf.inference.denoiser import METADATA_FILE, Denoiser
+from tomogan_tf.inference.denoiser import Denoiser
+from tomogan_tf.inference.loaders import METADATA_FILE
 from tomogan_tf.models.padding import pad_to_multiple_nd
+from tomogan_tf.utils.files import atomic_path
 
 
 def serving_functions(generator: keras.Model, normalization: Normalization, multiple: int):
@@ -90,8 +91,9 @@ def next_version(base: str) -> int:
 def export_savedmodel(model: str | None, base: str, version: int | None = None) -> str:
     """Export a run directory or ``.keras`` generator (None: shipped model) to ``base/version``.
 
-    Written to a temporary folder and renamed into place; an existing version is
-    never overwritten.
+    Written under a temporary name beside the version folder and renamed into place
+    when complete (`atomic_path`), so TF Serving, which polls ``base``, never sees a
+    half-written version; an existing version is never overwritten.
     """
     denoiser = Denoiser.load(model)
     generator = denoiser.generator
@@ -104,13 +106,10 @@ def export_savedmodel(model: str | None, base: str, version: int | None = None) 
     if os.path.exists(target):
         raise InputError(target, "already exists; choose another --version")
     os.makedirs(base, exist_ok=True)
-    tmp = os.path.join(base, f".tmp-{version}-{os.getpid()}")
-    try:
+    serve, serve_in_window = serving_functions(generator, denoiser.normalization, denoiser.multiple)
+    with atomic_path(target) as tmp:
         archive = keras.export.ExportArchive()
         archive.track(generator)
-        serve, serve_in_window = serving_functions(
-            generator, denoiser.normalization, denoiser.multiple
-        )
         archive.add_endpoint("serving_default", serve)
         archive.add_endpoint("denoise_in_window", serve_in_window)
         archive.write_out(tmp, verbose=False)
@@ -129,7 +128,6 @@ def export_savedmodel(model: str | None, base: str, version: int | None = None) 
                 f,
                 indent=2,
             )
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.exists(target):  # another export took this version meanwhile
+            raise InputError(target, "already exists; choose another --version")
     return target

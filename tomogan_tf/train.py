@@ -1,81 +1,75 @@
-"""Train a denoiser from an HDF5 file: ``python -m tomogan_tf.train --h5 data.h5``.
+"""Train a denoiser from an HDF5 file: ``python -m tomogan_tf.train --h5 data.h5``
+(or ``tomogan-train --h5 data.h5``).
 
-Every flag is a field of `tomogan_tf.training.TrainConfig`; ``--help`` lists them.
-Run again with the same ``--logdir`` to resume.
+Every flag is a setting of `tomogan_tf.training.TrainConfig`; ``--help`` lists them.
+Run again with the same ``--logdir`` to resume. Flags are defined only when the
+tool runs, so importing this module (or several tools' modules) defines none.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-
-from absl import flags
 
 from tomogan_tf import cli
 from tomogan_tf.errors import InputError
-from tomogan_tf.training import TrainConfig, train
-from tomogan_tf.training.config import FAMILY_DEFAULTS, MODE_DEFAULTS
-
-FLAGS = flags.FLAGS
-
-
-def _family_help(name: str) -> str:
-    values = {family: defaults[name] for family, defaults in FAMILY_DEFAULTS.items()}
-    modes = "".join(
-        f"; --mode {mode}: {defaults[name]}"
-        for mode, defaults in MODE_DEFAULTS.items()
-        if name in defaults
-    )
-    if len(set(values.values())) == 1:
-        return f" (default: {next(iter(values.values()))}{modes})"
-    per_family = ", ".join(f"{k} {v}" for k, v in values.items())
-    return f" (default per --model: {per_family}{modes})"
 
 
 def define_flags() -> None:
-    """Define one absl flag per `TrainConfig` field, with its default and help."""
-    for f in dataclasses.fields(TrainConfig):
-        if f.metadata.get("flag", True) is False:
+    """Define one absl flag per declared setting, with its real type, default and help."""
+    from absl import flags
+
+    from tomogan_tf.training.config import family_default_names, settings
+    from tomogan_tf.training.defaults import describe_default
+
+    per_family = family_default_names()
+    for s in settings():
+        if s.flag in flags.FLAGS:
             continue
-        help_text, choices = f.metadata["help"], f.metadata.get("choices")
-        if f.name in FAMILY_DEFAULTS["tomogan"]:
-            help_text += _family_help(f.name)
-        kind = f.type.removesuffix(" | None")
-        if choices:
-            flags.DEFINE_enum(f.name, f.default, choices, help_text)
-        elif kind == "bool":
-            flags.DEFINE_bool(f.name, f.default, help_text)
-        elif kind == "int":
-            flags.DEFINE_integer(f.name, f.default, help_text)
-        elif kind == "float":
-            flags.DEFINE_float(f.name, f.default, help_text)
+        help_text = s.help + (describe_default(s.flag) if s.flag in per_family else "")
+        if s.choices:
+            flags.DEFINE_enum(s.flag, s.default, list(s.choices), help_text)
+        elif s.type is bool:
+            flags.DEFINE_bool(s.flag, s.default, help_text)
+        elif s.type is int:
+            flags.DEFINE_integer(s.flag, s.default, help_text)
+        elif s.type is float:
+            flags.DEFINE_float(s.flag, s.default, help_text)
+        elif s.type is str:
+            flags.DEFINE_string(s.flag, s.default, help_text)
         else:
-            flags.DEFINE_string(f.name, f.default, help_text)
+            raise TypeError(f"setting {s.flag} has type {s.type}, which no flag parses")
 
 
-def config_from_flags() -> TrainConfig:
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True)]
-    return TrainConfig(**{name: FLAGS[name].value for name in names})
+def config_from_flags():
+    """The `TrainConfig` the parsed flags give."""
+    from absl import flags
+
+    from tomogan_tf.training.config import TrainConfig, settings
+
+    return TrainConfig.from_settings(**{s.flag: flags.FLAGS[s.flag].value for s in settings()})
 
 
 def main(argv: list[str]) -> None:
+    from tomogan_tf.training import train
+
     if len(argv) > 1:
         raise InputError(None, f"unexpected arguments: {' '.join(argv[1:])}")
     config = config_from_flags()
     metrics = train(config, verbose=1 if sys.stdout.isatty() else 2)
     if metrics:
         print(f"{summary(config, metrics)}; best generator at iteration {metrics['iteration']}:"
-              f" {config.logdir}/generator_best.keras", flush=True)  # fmt: skip
+              f" {config.run.logdir}/generator_best.keras", flush=True)  # fmt: skip
 
 
-def summary(config: TrainConfig, metrics: dict) -> str:
+def summary(config, metrics: dict) -> str:
     """The validation figures of the best generator, saying what they were measured against."""
-    if config.mode == "n2s":
+    mode = config.data.mode
+    if mode == "n2s":
         return (
             f"validation PSNR {metrics['psnr']:.2f} dB at hidden pixels against the noisy"
             " images (no clean image was read; score clean data with tomogan_tf.evaluate)"
         )
-    against = "against the clean images" if config.mode == "supervised" else (
+    against = "against the clean images" if mode == "supervised" else (
         "against the second noisy measurement (no clean image was read)"
     )  # fmt: skip
     return (
@@ -85,7 +79,10 @@ def summary(config: TrainConfig, metrics: dict) -> str:
     )
 
 
-define_flags()
+def run() -> None:
+    """Entry point of ``tomogan-train`` and ``python -m tomogan_tf.train``."""
+    cli.run(main, prog="tomogan_tf.train", define_flags=define_flags, doc=__doc__)
+
 
 if __name__ == "__main__":
-    cli.run(main, prog="tomogan_tf.train")
+    run()

@@ -1,6 +1,12 @@
-"""Reading, checking, normalising and streaming HDF5 image stacks."""
+"""Reading, checking, normalising and streaming image stacks.
 
-from tomogan_tf.data.hdf5 import StackInfo, check_pair, open_h5, stack_info
+`tomogan_tf.data.sources` reads every input format through one `ImageStack`
+interface, `tomogan_tf.data.sinks` writes the outputs, `tomogan_tf.data.layouts` says
+how a layout's files map to training/validation stacks, inputs and outputs, and
+`tomogan_tf.data.pipeline` streams training patches out of stacks.
+"""
+
+from tomogan_tf.data.hdf5 import H5_LOCK, open_h5
 from tomogan_tf.data.normalization import Normalizer, fit_normalizer
 from tomogan_tf.data.pipeline import (
     StackReader,
@@ -9,22 +15,34 @@ from tomogan_tf.data.pipeline import (
     patch_dataset,
     slice_dataset,
 )
-from tomogan_tf.data.stacks import Stack, check_aligned, check_min_size, open_stack
+from tomogan_tf.data.sources import (
+    ArrayStack,
+    ImageStack,
+    check_finite,
+    file_format,
+    open_dxchange,
+    open_stack,
+    scan_finite,
+)
+from tomogan_tf.data.stacks import check_aligned, check_min_size
 
 __all__ = [
+    "H5_LOCK",
+    "ArrayStack",
+    "ImageStack",
     "Normalizer",
-    "Stack",
-    "StackInfo",
     "StackReader",
     "check_aligned",
+    "check_finite",
     "check_min_size",
-    "check_pair",
     "cube_dataset",
+    "file_format",
     "fit_normalizer",
     "neighbour_indices",
+    "open_dxchange",
     "open_h5",
     "open_stack",
     "patch_dataset",
+    "scan_finite",
     "slice_dataset",
-    "stack_info",
 ]

@@ -1,4 +1,5 @@
-"""Data Exchange projection files (the APS / tomopy HDF5 layout): read, correct, write back.
+"""Data Exchange projection files (the APS / tomopy HDF5 layout): what they hold, and the
+flat/dark correction of their projections.
 
 A Data Exchange file holds raw projections ``/exchange/data`` (N, H, W), usually uint16
 detector counts, with optional flat fields ``/exchange/data_white`` and dark fields
@@ -6,11 +7,12 @@ detector counts, with optional flat fields ``/exchange/data_white`` and dark fie
 ``/exchange/theta`` (N, usually degrees); other groups (``/measurement``, ``/process``, ...)
 describe the experiment.
 
-Denoising works on flat/dark-corrected projections: `DxchangeSource` reads projections
-corrected by `FlatDarkCorrection` (transmission, or line integrals with ``minus_log``),
-and `DxchangeSink` writes the denoised ones back in raw detector units into a copy of
-the input file in which only ``/exchange/data`` is replaced, so tomopy reconstructs the
-output exactly as it would the input.
+Denoising works on flat/dark-corrected projections: `open_dxchange`
+(`tomogan_tf.data.sources.dxchange`) reads projections corrected by `FlatDarkCorrection`
+(transmission, or line integrals with ``minus_log``), and `DxchangeSink`
+(`tomogan_tf.data.sinks`) writes the denoised ones back in raw detector units into a
+copy of the input file in which only ``/exchange/data`` is replaced, so tomopy
+reconstructs the output exactly as it would the input. Both are importable from here.
 
 Example (``model`` is any callable mapping a float32 batch to a batch of the same shape)::
 
@@ -22,17 +24,14 @@ Example (``model`` is any callable mapping a float32 batch to a batch of the sam
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
 
-from tomogan_tf.data.hdf5 import H5_LOCK, check_numeric, find_dataset, open_h5
+from tomogan_tf.data.hdf5 import H5_LOCK, check_numeric, find_dataset
 from tomogan_tf.errors import InputError
-from tomogan_tf.utils.files import AtomicFileSink, cast_output
 
 __all__ = [
     "DARKS",
@@ -42,11 +41,8 @@ __all__ = [
     "THETA",
     "TRANSMISSION_FLOOR",
     "DxchangeInfo",
-    "DxchangeSink",
-    "DxchangeSource",
     "FlatDarkCorrection",
     "inspect_dxchange",
-    "open_dxchange",
 ]
 
 DATA = "exchange/data"
@@ -274,158 +270,3 @@ class FlatDarkCorrection:
                 out *= self.denominator[region]
             out += self.dark[region]
         return np.clip(out, -_F32_MAX, _F32_MAX, out=out)
-
-
-@dataclass
-class DxchangeSource:
-    """Flat/dark-corrected projections of an open Data Exchange file, like `SliceSource`.
-
-    ``dtype`` is the raw projections' dtype; `read` returns corrected float32.
-    """
-
-    path: str
-    key: str
-    shape: tuple[int, int, int]
-    dtype: np.dtype
-    single_image: bool
-    correction: FlatDarkCorrection
-    info: DxchangeInfo
-    _dataset: h5py.Dataset = field(repr=False)
-
-    def read(self, indices: list[int]) -> np.ndarray:
-        """Projections ``indices`` corrected, float32 (k, H, W), checked for NaN/Inf."""
-        indices = [int(i) for i in indices]
-        n = self.shape[0]
-        if not indices or min(indices) < 0 or max(indices) >= n:
-            raise InputError(self.path, f"projection indices {indices[:4]}.. outside 0..{n - 1}")
-        unique = sorted(set(indices))
-        try:
-            with H5_LOCK:
-                if self.single_image:
-                    raw = self._dataset[...][None]
-                elif unique[-1] - unique[0] + 1 <= 2 * len(unique):  # nearly contiguous
-                    raw = self._dataset[unique[0] : unique[-1] + 1]
-                    raw = raw[[i - unique[0] for i in indices]]
-                else:
-                    raw = self._dataset[unique]
-                    raw = raw[[unique.index(i) for i in indices]]
-        except (OSError, ValueError) as err:
-            raise InputError(self.path, f"cannot read projections {indices[0]}..: {err}") from None
-        with np.errstate(over="ignore", invalid="ignore"):
-            data = self.correction.apply(raw)
-        finite = np.isfinite(data).reshape(len(indices), -1).all(axis=1)
-        if not finite.all():
-            bad = indices[int(np.argmin(finite))]
-            raise InputError(self.path, f"NaN or Inf values in projection {bad} of '{self.key}'")
-        return data
-
-
-@contextmanager
-def open_dxchange(path: str | os.PathLike, minus_log: bool = False) -> Iterator[DxchangeSource]:
-    """Open, check and flat/dark-correct a Data Exchange file; yields a `DxchangeSource`."""
-    path = os.fspath(path)
-    with H5_LOCK:
-        f = open_h5(path)
-    try:
-        with H5_LOCK:
-            info = inspect_dxchange(f)
-            correction = FlatDarkCorrection.from_file(f, info, minus_log)
-            dataset = f[DATA]
-        yield DxchangeSource(
-            path, DATA, info.shape, info.dtype, info.single_projection, correction, info, dataset
-        )
-    finally:
-        with H5_LOCK:
-            f.close()
-
-
-def _copy_attrs(src: h5py.HLObject, dst: h5py.HLObject) -> None:
-    for name, value in src.attrs.items():
-        dst.attrs[name] = value
-
-
-def _copy_members(src: h5py.Group, dst: h5py.Group, skip: str) -> None:
-    """Copy ``src``'s attributes and members except ``skip``; soft/external links stay links."""
-    _copy_attrs(src, dst)
-    for name in src:
-        if name == skip:
-            continue
-        link = src.get(name, getlink=True)
-        if isinstance(link, h5py.SoftLink | h5py.ExternalLink):
-            dst[name] = link
-        else:
-            src.copy(name, dst, name=name)
-
-
-class DxchangeSink(AtomicFileSink):
-    """Writes denoised projections back into a copy of the source's Data Exchange file.
-
-    Everything but ``/exchange/data`` (groups, flats, darks, theta, attributes) is copied
-    from the input; ``/exchange/data`` keeps its attributes, plus ``attrs`` if given, and
-    receives ``write(start, corrected)`` batches converted back to raw units by
-    ``source.correction.invert`` and cast to ``dtype`` (the raw dtype by default; integers
-    are rounded and clipped). Like `SliceSink`, it writes to a temporary file next to
-    ``path`` and renames it into place only when the ``with`` block ends normally.
-    """
-
-    format = "hdf5"
-    key = DATA
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        source: DxchangeSource,
-        dtype: np.dtype | str | None = None,
-        attrs: dict | None = None,
-    ):
-        super().__init__(os.fspath(path), input_path=source.path)
-        self.source = source
-        self.shape = source.shape
-        self.dtype = np.dtype(source.dtype if dtype is None else dtype)
-        self.single_image = source.single_image
-        self.attrs = dict(attrs or {})
-        self._handle: h5py.File | None = None
-        self._target: h5py.Dataset | None = None
-
-    def _open(self) -> None:
-        with H5_LOCK:
-            self._copy_input()
-
-    def _copy_input(self) -> None:
-        src_file = self.source._dataset.file
-        src = self.source._dataset
-        self._handle = out = h5py.File(self.tmp, "w")
-        _copy_members(src_file, out, skip="exchange")
-        exchange = out.create_group("exchange")
-        _copy_members(src_file["exchange"], exchange, skip="data")
-        _, height, width = self.shape
-        options = {}
-        if not self.single_image:
-            # one projection per chunk, tiled for huge detectors (HDF5 chunks must be < 4 GB)
-            options["chunks"] = (1, min(height, 2048), min(width, 2048))
-            if src.compression in ("gzip", "lzf"):  # keep a compressed input compressed
-                options.update(
-                    compression=src.compression,
-                    compression_opts=src.compression_opts,
-                    shuffle=src.shuffle,
-                )
-        self._target = exchange.create_dataset("data", shape=src.shape, dtype=self.dtype, **options)
-        _copy_attrs(src, self._target)
-        for name, value in self.attrs.items():
-            self._target.attrs[name] = value
-
-    def write(self, start: int, data: np.ndarray) -> None:
-        """Write corrected projections ``start .. start + len(data)`` (k, H, W) as raw counts."""
-        raw = cast_output(self.source.correction.invert(data), self.dtype)
-        with H5_LOCK:
-            if self.single_image:
-                self._target[...] = raw[0]
-            else:
-                self._target[start : start + len(raw)] = raw
-
-    def _close(self) -> None:
-        with H5_LOCK:
-            self._target = None
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None

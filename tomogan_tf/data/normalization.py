@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import h5py
 import numpy as np
 import tensorflow as tf
 
-from tomogan_tf.data.stacks import Stack
+from tomogan_tf.data.sources import ImageStack
 from tomogan_tf.errors import InputError
 
 # How much of the stack the percentiles are estimated from: evenly spaced slices,
@@ -221,23 +220,23 @@ class UnmappableWarning(UserWarning):
 
 
 def fit_normalizer(
-    f: h5py.File,
-    stack: Stack,
+    stack: ImageStack,
     percentiles: tuple[float, float] = (0.5, 99.5),
     margin: float = 1.0,
 ) -> Normalizer:
-    """Estimate a `Normalizer` from evenly spaced, subsampled slices of ``stack`` in ``f``."""
+    """Estimate a `Normalizer` from evenly spaced, subsampled slices of ``stack``."""
     n, height, width = stack.shape
     stride = max(1, int(np.sqrt(height * width / PIXELS_PER_SLICE)))
     indices = np.unique(np.linspace(0, n - 1, min(n, PERCENTILE_SLICES)).astype(int))
-    samples = [stack.read(f, i, i + 1, np.s_[::stride, ::stride]).ravel() for i in indices]
-    for i, sample in zip(indices, samples, strict=True):
-        if not np.isfinite(sample).all():
-            raise InputError(f.filename, f"{stack.describe()} has NaN or Inf values in slice {i}")
+    region = np.s_[::stride, ::stride]
+    with stack.opened():
+        samples = [
+            stack.read_range(i, i + 1, region, where=f"in slice {i}").ravel() for i in indices
+        ]
     low, high = np.percentile(np.concatenate(samples), percentiles)
     if not high > low:
         raise InputError(
-            f.filename,
+            stack.path,
             f"{stack.describe()} is constant ({low:g}) over its {percentiles} percentiles;"
             " nothing to normalise",
         )

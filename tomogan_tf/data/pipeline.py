@@ -1,4 +1,4 @@
-"""tf.data pipelines that stream patches and slices out of HDF5 stacks.
+"""tf.data pipelines that stream patches and slices out of image stacks.
 
 Only the hyperslabs a batch needs are read (``depth`` neighbouring slices times one
 patch), so a stack of any size trains in bounded memory. Reads run in parallel
@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tomogan_tf.data.hdf5 import H5_LOCK, open_h5
 from tomogan_tf.data.normalization import Normalization, Normalizer, UnmappableImage
-from tomogan_tf.data.stacks import Stack, open_stack
+from tomogan_tf.data.sources import ImageStack, open_hdf5
 from tomogan_tf.errors import InputError
 
 
@@ -44,18 +43,17 @@ def neighbour_indices(index: int, n: int, depth: int) -> list[int]:
 
 
 class StackReader:
-    """Reads aligned (noisy neighbours, target centre) regions of two `Stack` views.
+    """Reads aligned (noisy neighbours, target centre) regions of two `ImageStack` objects.
 
     The target is the clean stack (supervised), a second noisy measurement of the
     same scene (Noise2Noise, possibly in another file), or None: the noisy stack's
-    own centre slice (Noise2Self). tf.data calls `read` from several threads. Each
-    read opens the file(s), reads its hyperslabs and closes them again under
-    `H5_LOCK`, so that no h5py object outlives the lock (see there why); the checks
-    and array work run in parallel. Opening costs far less than a training step and
-    keeps no file handle alive between reads.
+    own centre slice (Noise2Self). tf.data calls `read` from several threads; the
+    stacks make that safe (an HDF5 stack outside ``with`` opens its file per read
+    under `H5_LOCK`, so that no h5py object outlives the lock; the correction and
+    the finite check run after it, in parallel).
     """
 
-    def __init__(self, noisy: Stack, target: Stack | None = None, depth: int = 1):
+    def __init__(self, noisy: ImageStack, target: ImageStack | None = None, depth: int = 1):
         self.noisy, self.target, self.depth = noisy, target, depth
         self._windows: dict[int, Normalizer] = {}  # per-image windows, by slice
 
@@ -63,10 +61,9 @@ class StackReader:
     def open(
         cls, path: str, noisy_key: str, target_key: str | None = None, depth: int = 1
     ) -> StackReader:
-        """A reader of two named stacks of one file (checked with `open_stack`)."""
-        with H5_LOCK, open_h5(path) as f:
-            noisy = open_stack(f, noisy_key)
-            target = open_stack(f, target_key) if target_key else None
+        """A reader of two named (N, H, W) stacks of one HDF5 file."""
+        noisy = open_hdf5(path, noisy_key, require_stack=True)
+        target = open_hdf5(path, target_key, require_stack=True) if target_key else None
         return cls(noisy, target, depth)
 
     @property
@@ -76,38 +73,19 @@ class StackReader:
     def _read_pair(self, noisy_range, target_range, region, where: str):
         """``noisy_range`` / ``target_range``: (start, stop) or a list of single slices.
 
-        Only the reads hold `H5_LOCK`; the corrections run in parallel after it.
-        ``where`` says in an error which slices held NaN or Inf.
-        Without a target stack the target is None: the caller takes it from the noisy
-        slices already read, instead of reading them twice.
+        ``where`` says in an error which slices held NaN or Inf. Without a target
+        stack the target is None: the caller takes it from the noisy slices already
+        read, instead of reading them twice.
         """
 
-        def read(f, stack, slices):
+        def read(stack: ImageStack, slices):
             if isinstance(slices, tuple):
-                return stack.read_raw(f, *slices, region)
-            return np.concatenate([stack.read_raw(f, j, j + 1, region) for j in slices])
+                return stack.read_range(*slices, region, where=where)
+            return stack.read(slices, region, where=where)
 
-        target_path = None if self.target is None else self.target.path
-        target = None
-        with H5_LOCK:
-            with open_h5(self.noisy.path) as f:
-                noisy = read(f, self.noisy, noisy_range)
-                if target_path == self.noisy.path:
-                    target = read(f, self.target, target_range)
-            if target_path not in (None, self.noisy.path):
-                with open_h5(target_path) as g:
-                    target = read(g, self.target, target_range)
-        noisy = self.noisy.correct(noisy, region)
-        self._check_finite(self.noisy, noisy, where)
-        if target is not None:
-            target = self.target.correct(target, region)
-            self._check_finite(self.target, target, where)
+        noisy = read(self.noisy, noisy_range)
+        target = None if self.target is None else read(self.target, target_range)
         return noisy, target
-
-    @staticmethod
-    def _check_finite(stack: Stack, data: np.ndarray, where: str) -> None:
-        if not np.isfinite(data).all():
-            raise InputError(stack.path, f"{stack.describe()} has NaN or Inf values {where}")
 
     def window(self, index: int, normalization: Normalization) -> Normalizer:
         """The map of slice ``index`` and its target: from the whole noisy slice.
@@ -119,10 +97,7 @@ class StackReader:
             return normalization
         window = self._windows.get(index)
         if window is None:
-            with H5_LOCK, open_h5(self.noisy.path) as f:
-                raw = self.noisy.read_raw(f, index, index + 1)
-            image = self.noisy.correct(raw)[0]
-            self._check_finite(self.noisy, image, f"in slice {index}")
+            image = self.noisy.read_range(index, index + 1, where=f"in slice {index}")[0]
             try:
                 window = normalization.for_image(image)
             except UnmappableImage as err:

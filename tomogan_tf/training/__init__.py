@@ -1,7 +1,28 @@
-"""Training: the GAN train step, run configuration, callbacks and the resumable run."""
+"""Training: typed settings, the GAN train step, callbacks and the resumable run."""
 
-from tomogan_tf.training.config import TrainConfig
-from tomogan_tf.training.run import train
+from tomogan_tf.training.config import (
+    DataConfig,
+    Fitted,
+    LossConfig,
+    ModelConfig,
+    RunConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
+from tomogan_tf.training.run import build_trainer, open_training_data, train, training_checkpoint
 from tomogan_tf.training.trainer import GANTrainer
 
-__all__ = ["GANTrainer", "TrainConfig", "train"]
+__all__ = [
+    "DataConfig",
+    "Fitted",
+    "GANTrainer",
+    "LossConfig",
+    "ModelConfig",
+    "RunConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "build_trainer",
+    "open_training_data",
+    "train",
+    "training_checkpoint",
+]

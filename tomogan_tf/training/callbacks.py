@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tomogan_tf.run_dir import RunDir
 from tomogan_tf.training.trainer import GANTrainer
-from tomogan_tf.utils.files import write_json_atomic
-
-
-def save_model_atomic(model: keras.Model, path: str) -> None:
-    """Save a `.keras` file under a temporary name and rename it when complete."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class StopAtIteration(keras.callbacks.Callback):
@@ -47,9 +34,9 @@ class RunCheckpoint(keras.callbacks.Callback):
     and ``metrics.json`` records the validation figures of the best model.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, logdir: str, best: tf.Variable):
+    def __init__(self, manager: tf.train.CheckpointManager, run: RunDir, best: tf.Variable):
         super().__init__()
-        self.manager, self.logdir, self.best = manager, logdir, best
+        self.manager, self.run, self.best = manager, run, best
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -58,12 +45,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         psnr = logs.get("val_psnr")
         if psnr is not None and float(psnr) > float(self.best.numpy()):
             self.best.assign(float(psnr))
-            save_model_atomic(trainer.generator, os.path.join(self.logdir, "generator_best.keras"))
+            self.run.save_model(trainer.generator, self.run.best_model)
             val = {k[4:]: float(v) for k, v in logs.items() if k.startswith("val_")}
-            write_json_atomic(
-                {"iteration": iteration, **val}, os.path.join(self.logdir, "metrics.json")
-            )
-        save_model_atomic(trainer.generator, os.path.join(self.logdir, "generator_last.keras"))
+            self.run.save_metrics({"iteration": iteration, **val})
+        self.run.save_model(trainer.generator, self.run.last_model)
         self.manager.save(checkpoint_number=iteration)
 
 

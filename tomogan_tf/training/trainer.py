@@ -38,6 +38,7 @@ from tomogan_tf.losses import (
 )
 from tomogan_tf.metrics import image_metrics
 from tomogan_tf.models.padding import pad_to_multiple
+from tomogan_tf.training.config import LossConfig, ScheduleConfig
 
 # Reconstruction weights (constructor argument -> term of `reconstruction_loss`).
 _RECONSTRUCTION_WEIGHTS = {"lmse": "mse", "ll1": "l1", "lpyr": "pyramid", "lhist": "histogram"}
@@ -52,21 +53,19 @@ class GANTrainer(keras.Model):
         discriminator: critic of generated vs clean images (one logit map or a
             list), or None when ``ladv == 0``.
         perceptual: callable ``(clean, denoised) -> scalar``, or None.
-        gan_loss: ``"wgan-gp"``, ``"wgan"``, ``"bce"`` or ``"hinge"``.
-        lmse, ll1, lpyr, lhist: reconstruction weights, applied at every scale.
-        lsmooth, lperc, ladv: smoothness, perceptual and adversarial weights, on
-            the full-resolution output.
-        itg, itd: generator and discriminator steps per iteration.
-        d_every, g_warmup, d_warmup: the schedule (see the module docstring).
-        gp_weight: gradient-penalty weight (``wgan-gp``).
-        wgan_clip: critic weight clipping (``wgan``).
-        input_multiple: H and W the generator needs to divide; validation pads to it.
+        losses: the loss weights, adversarial loss and Noise2Self mask
+            (`LossConfig`; default: TomoGAN's for ``mode``). Reconstruction weights
+            apply at every output scale; smoothness, perceptual and adversarial ones
+            on the full-resolution output.
+        schedule: steps per iteration, warm-ups and critic period (`ScheduleConfig`;
+            see the module docstring; default: TomoGAN's).
         mode: ``"supervised"``, ``"n2n"`` or ``"n2s"`` (see the module docstring).
-        mask, mask_fill: the Noise2Self mask (`tomogan_tf.data.masking`).
+        input_multiple: H and W the generator needs to divide; validation pads to it.
         seed: of the random blind-spot masks, drawn per step from ``(seed, step)``.
 
     Example:
-    >>> trainer = GANTrainer(generator, discriminator, gan_loss="wgan-gp")
+    >>> losses = LossConfig.for_family("tomogan", gan_loss="wgan")
+    >>> trainer = GANTrainer(generator, discriminator, losses=losses)
     >>> trainer.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4))
     >>> trainer.fit(patches, steps_per_epoch=100, validation_data=slices)  # doctest: +SKIP
     """
@@ -77,28 +76,20 @@ class GANTrainer(keras.Model):
         discriminator: keras.Model | None = None,
         perceptual=None,
         *,
-        gan_loss: str = "wgan-gp",
-        lmse: float = 1.0,
-        ll1: float = 0.0,
-        lpyr: float = 0.0,
-        lhist: float = 0.0,
-        lsmooth: float = 0.0,
-        ladv: float = 6e-4,
-        lperc: float = 6e-5,
-        itg: int = 1,
-        itd: int = 2,
-        d_every: int = 1,
-        g_warmup: int = 0,
-        d_warmup: int = 0,
-        gp_weight: float = 10.0,
-        wgan_clip: float = 0.01,
-        input_multiple: int = 8,
+        losses: LossConfig | None = None,
+        schedule: ScheduleConfig | None = None,
         mode: str = "supervised",
-        mask: str = "grid",
-        mask_fill: str = "mean",
+        input_multiple: int = 8,
         seed: int = 0,
         **kwargs,
     ):
+        losses = losses or LossConfig.for_family("tomogan", mode)
+        schedule = schedule or ScheduleConfig.for_family("tomogan")
+        gan_loss, ladv, lperc = losses.gan_loss, losses.ladv, losses.lperc
+        lmse, ll1, lpyr, lhist = losses.lmse, losses.ll1, losses.lpyr, losses.lhist
+        mask, mask_fill = losses.mask, losses.mask_fill
+        itg, itd, d_every = schedule.itg, schedule.itd, schedule.d_every
+        g_warmup, d_warmup = schedule.g_warmup, schedule.d_warmup
         super().__init__(**kwargs)
         self.mode, self.mask, self.mask_fill, self.seed = mode, mask, mask_fill, seed
         self.generator = generator
@@ -107,10 +98,10 @@ class GANTrainer(keras.Model):
         self.gan_loss = gan_loss
         weights = {"lmse": lmse, "ll1": ll1, "lpyr": lpyr, "lhist": lhist}
         self.reconstruction = {_RECONSTRUCTION_WEIGHTS[k]: v for k, v in weights.items() if v}
-        self.lsmooth, self.ladv, self.lperc = lsmooth, ladv, lperc
+        self.lsmooth, self.ladv, self.lperc = losses.lsmooth, ladv, lperc
         self.itg, self.itd = itg, (itd if self.discriminator is not None else 0)
         self.d_every, self.g_warmup, self.d_warmup = d_every, g_warmup, d_warmup
-        self.gp_weight, self.wgan_clip = gp_weight, wgan_clip
+        self.gp_weight, self.wgan_clip = losses.gp_weight, losses.wgan_clip
         self.input_multiple = input_multiple
         # Completed iterations, checkpointed so a resumed run continues the count.
         self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")

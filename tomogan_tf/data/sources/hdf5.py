@@ -1,0 +1,130 @@
+"""A dataset of an HDF5 file as an `ImageStack`, safe to read from tf.data's threads.
+
+h5py deadlocks when one thread frees an h5py object while another reads, so every
+h5py object here is created and freed under `H5_LOCK` (see `tomogan_tf.data.hdf5`).
+Outside ``with`` a stack holds no file: each read opens the file, reads its hyperslab
+and closes it again under the lock (opening costs far less than a training step).
+Inside ``with`` the file stays open between reads. Either way only the raw I/O holds
+the lock; conversion, correction and the finite check run after it, in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import h5py
+import numpy as np
+
+from tomogan_tf.data.hdf5 import H5_LOCK, check_numeric, find_dataset, open_h5
+from tomogan_tf.data.sources.base import ImageStack, check_image_shape, pick, stack_shape
+from tomogan_tf.errors import InputError
+
+
+class HDF5Stack(ImageStack):
+    """Dataset ``key`` of the HDF5 file ``path``: (N, H, W), or one (H, W) image.
+
+    The dataset is checked on construction (present, numeric, non-empty, 2-D or 3-D;
+    with ``require_stack`` exactly 3-D, as training needs). ``file`` reads through an
+    HDF5 file the caller already holds open (and closes) instead of ``path``; once
+    the caller has closed it, reads open ``path`` again.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        key: str,
+        *,
+        require_stack: bool = False,
+        file: h5py.File | None = None,
+    ):
+        self.path, self.key = os.fspath(path), key
+        self._file: h5py.File | None = file
+        self._owned = file is None
+        self._depth = 0
+        with H5_LOCK:
+            if file is None:
+                with open_h5(self.path) as f:
+                    shape, dtype = _inspect(f, key, require_stack)
+            else:
+                shape, dtype = _inspect(file, key, require_stack)
+        self.shape, self.single_image = stack_shape(shape)
+        self.dtype = dtype
+
+    def _fetch(self, dset: h5py.Dataset, rows: slice | list[int], region: Any) -> np.ndarray:
+        """Raw values of ``rows`` at ``region``; the caller holds `H5_LOCK`."""
+        if dset.ndim == 2:
+            block = dset[region][None]
+            return block if isinstance(rows, slice) else block[[0] * len(rows)]
+        if isinstance(rows, slice):
+            return dset[(rows, *region)]
+        unique = sorted(set(rows))
+        if unique[-1] - unique[0] + 1 <= 2 * len(unique):  # nearly contiguous: one hyperslab
+            block = dset[(slice(unique[0], unique[-1] + 1), *region)]
+            return pick(block, unique[0], rows)
+        block = dset[(unique, *region)]
+        place = {i: k for k, i in enumerate(unique)}
+        return block[[place[i] for i in rows]]
+
+    def _read_raw(self, rows: slice | list[int], region: Any) -> np.ndarray:
+        with H5_LOCK:
+            if self._file is not None and not self._owned and not self._file.id.valid:
+                self._file, self._owned = None, True  # the caller closed its file
+            try:
+                if self._file is not None:
+                    return self._fetch(self._file[self.key], rows, region)
+                with open_h5(self.path) as f:
+                    return self._fetch(f[self.key], rows, region)
+            except OSError as err:
+                problem = f"cannot read {self.describe()} (corrupt file? {err})"
+            except ValueError as err:
+                problem = f"cannot read {self.describe()}: {err}"
+        raise InputError(self.path, problem)
+
+    def opened(self) -> HDF5Stack:
+        """Itself: ``with`` keeps the file open, nested blocks close only the outermost."""
+        return self
+
+    def __enter__(self) -> HDF5Stack:
+        with H5_LOCK:
+            if self._file is not None and not self._owned and not self._file.id.valid:
+                self._file, self._owned = None, True
+            if self._file is None:
+                self._file, self._owned = open_h5(self.path), True
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with H5_LOCK:
+            self._depth -= 1
+            if self._depth <= 0:
+                self.close()
+
+    def close(self) -> None:
+        """Close the file if this stack opened it (a caller's ``file`` stays open)."""
+        with H5_LOCK:
+            self._depth = 0
+            if self._file is not None and self._owned:
+                self._file.close()
+                self._file = None
+
+
+def _inspect(f: h5py.File, key: str, require_stack: bool) -> tuple[tuple[int, ...], np.dtype]:
+    path = f.filename
+    dataset = find_dataset(f, key or "")
+    shape, dtype = tuple(int(s) for s in dataset.shape), dataset.dtype
+    what = f"dataset '{key}'"
+    if not require_stack:
+        check_image_shape(path, what, shape, dtype)
+        return shape, dtype
+    if len(shape) != 3:
+        raise InputError(path, f"{what} has shape {shape}; expected 3 dimensions (N, H, W)")
+    check_numeric(path, what, dtype)
+    if min(shape) == 0:
+        raise InputError(path, f"{what} is empty (shape {shape})")
+    return shape, dtype
+
+
+def open_hdf5(path: str | os.PathLike, key: str, *, require_stack: bool = False) -> HDF5Stack:
+    """Dataset ``key`` of ``path`` as a checked `HDF5Stack` (see there)."""
+    return HDF5Stack(path, key, require_stack=require_stack)

@@ -1,0 +1,190 @@
+"""Finding and loading a model for inference, whatever form it comes in.
+
+A model is named by one path (``--model``): a training run directory, a ``.keras``
+generator inside one, a folder holding a ``generator.keras`` with its
+``config.json`` (the shipped models), an exported SavedModel, a TF Serving base
+folder of numbered versions, or nothing (the shipped default). Each gives the
+same `LoadedModel`: a NumPy-in, NumPy-out ``predict`` and what driving it needs
+(normalisation, depth, input multiple, dims, how it was trained). What a run
+directory holds, and under which names, is `tomogan_tf.run_dir.RunDir`'s knowledge;
+a SavedModel records its own in ``assets.extra/tomogan_tf.json`` (`METADATA_FILE`,
+written by `tomogan_tf.serving`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tomogan_tf.data.normalization import Normalization, normalization_from_dict
+from tomogan_tf.errors import InputError
+from tomogan_tf.models import get_family
+from tomogan_tf.run_dir import RunDir
+
+DEFAULT_MODEL = "tomogan_ct"
+# A model folder that is not a run (the shipped models): one generator, config beside it.
+MODEL_FILE = "generator.keras"
+METADATA_FILE = os.path.join("assets.extra", "tomogan_tf.json")
+# What a model without a record of its training (older exports) was trained like.
+TRAINED_DEFAULTS = {
+    "mode": "supervised",
+    "layout": "tomogan",
+    "minus_log": False,
+    "flat_field": None,  # dxchange: whether training divided by flat fields
+    "mask": "grid",
+    "mask_fill": "mean",
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to predict, and what the `Denoiser` needs to drive it.
+
+    ``predict`` maps (batch, H, W, depth) float32 to (batch, H, W, 1) (3-D: (batch,
+    D, H, W, 1) to the same shape), in normalised units, or in raw units when
+    ``normalization`` is None (a SavedModel normalises inside its graph; ``window``
+    is then the normalisation it records). ``margin`` is a tiling margin recorded at
+    export, ``keepalive`` an object that must outlive ``predict``.
+    """
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    normalization: Normalization | None
+    depth: int
+    multiple: int
+    name: str
+    dims: int
+    trained: dict[str, Any] | None
+    generator: keras.Model | None = None
+    window: Normalization | None = None
+    margin: int | None = None
+    keepalive: object = None
+
+
+def shipped_models_dir() -> str:
+    """``saved_models/`` of the source tree, or of the installed data files."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for candidate in (
+        os.path.join(here, "saved_models"),
+        os.path.join(sys.prefix, "share", "tomogan_tf", "saved_models"),
+    ):
+        if os.path.isdir(candidate):
+            return candidate
+    raise InputError(None, "no shipped models found; pass --model RUN_DIR|FILE.keras|SAVEDMODEL")
+
+
+def load_model(model: str | None = None) -> LoadedModel:
+    """Load a run directory, ``.keras`` file or SavedModel (None: the shipped model)."""
+    if model is None:
+        model = os.path.join(shipped_models_dir(), DEFAULT_MODEL)
+    if not os.path.exists(model):
+        raise InputError(model, "model not found")
+    if os.path.isdir(model):
+        return _load_folder(model)
+    if model.endswith(".keras"):
+        return load_keras(model)
+    raise InputError(model, "not a run directory, .keras file or SavedModel")
+
+
+def _load_folder(folder: str) -> LoadedModel:
+    """A SavedModel, a run directory or model folder, or a TF Serving base folder."""
+    if os.path.exists(os.path.join(folder, "saved_model.pb")):
+        return load_savedmodel(folder)
+    run = RunDir(folder)
+    for path in (run.best_model, os.path.join(folder, MODEL_FILE), run.last_model):
+        if os.path.exists(path):
+            return load_keras(path)
+    versions = sorted((d for d in os.listdir(folder) if d.isdigit()), key=int, reverse=True)
+    if versions:  # a TF Serving base folder: take the newest version
+        return load_savedmodel(os.path.join(folder, versions[0]))
+    raise InputError(
+        folder, f"no {os.path.basename(run.best_model)}, {MODEL_FILE} or SavedModel inside"
+    )
+
+
+def load_keras(path: str) -> LoadedModel:
+    """A ``.keras`` generator, with the normalisation and family its run's config records."""
+    run = RunDir.of_model_file(path)
+    if not run.exists():
+        raise InputError(
+            path,
+            f"no {os.path.basename(run.config_path)} beside it (the run's normalisation);"
+            " pass the run directory",
+        )
+    config = run.read_config()
+    try:
+        family = get_family(config.get("model", "tomogan"))
+    except ValueError as err:
+        raise InputError(run.config_path, str(err)) from None
+    try:
+        generator = keras.models.load_model(path, compile=False)
+    except Exception as err:
+        raise InputError(path, f"cannot load Keras model: {err}") from None
+    if len(generator.outputs) > 1:
+        # Multi-scale denoisers (ADL) list the full-resolution image first.
+        generator = keras.Model(generator.input, generator.outputs[0], name=generator.name)
+    if len(generator.input_shape) != family.dims + 2:
+        raise InputError(
+            path, f"input {generator.input_shape} does not fit a {family.dims}-D model"
+        )
+
+    @tf.function(reduce_retracing=True)
+    def run_generator(x):
+        return generator(x, training=False)
+
+    return LoadedModel(
+        predict=lambda x: run_generator(tf.constant(x, tf.float32)).numpy(),
+        normalization=normalization_from_dict(config["normalization"]),
+        depth=int(generator.input_shape[-1]),
+        multiple=family.input_multiple,
+        name=path,
+        dims=family.dims,
+        trained={k: config[k] for k in TRAINED_DEFAULTS if k in config},
+        generator=generator,
+    )
+
+
+def read_export_metadata(path: str) -> dict[str, Any]:
+    """What `tomogan_tf.serving` recorded beside a SavedModel (empty for other exports)."""
+    meta_path = os.path.join(path, METADATA_FILE)
+    if not os.path.exists(meta_path):
+        return {}
+    with open(meta_path) as f:
+        return json.load(f)
+
+
+def load_savedmodel(path: str) -> LoadedModel:
+    """An exported SavedModel's ``serving_default`` signature (raw units in and out)."""
+    try:
+        loaded = tf.saved_model.load(path)
+        signature = loaded.signatures["serving_default"]
+    except Exception as err:
+        raise InputError(path, f"cannot load SavedModel: {err}") from None
+    meta = read_export_metadata(path)
+    depth = int(signature.structured_input_signature[1]["noisy"].shape[-1])
+
+    def predict(x):
+        return signature(noisy=tf.constant(x, tf.float32))["denoised"].numpy()
+
+    window = None
+    if "normalization" in meta:
+        window = normalization_from_dict(meta["normalization"])
+    return LoadedModel(
+        predict=predict,
+        normalization=None,
+        depth=depth,
+        multiple=int(meta.get("multiple", 8)),
+        name=path,
+        dims=int(meta.get("dims", 2)),  # exports before 3-D support were all 2-D
+        trained=meta.get("trained"),
+        window=window,
+        margin=meta.get("margin"),
+        keepalive=loaded,
+    )
