@@ -36,6 +36,11 @@ def pipeline_rate(path: str, psz: int, mbsz: int, batches: int) -> tuple[float, 
         in_memory = f["train_ns"][...]
     reader = StackReader.open(path, "train_ns", "train_gt", depth=3)
     ds = patch_dataset(reader, psz, mbsz, normalizer, group=3)
+    with reader.opened():  # as training reads: the files held open
+        return _rates(ds, in_memory, shape, psz, mbsz, batches)
+
+
+def _rates(ds, in_memory, shape, psz: int, mbsz: int, batches: int) -> tuple[float, float]:
     iterator = iter(ds)
     next(iterator)  # warm-up
     start = time.perf_counter()

@@ -10,8 +10,8 @@ import pytest
 from conftest import run_module, write_pair_file
 
 from tomogan_tf import Denoiser
-from tomogan_tf.run_dir import RunDir
 from tomogan_tf.serving import export_savedmodel
+from tomogan_tf.training.run_dir import RunDir
 
 # Short runs on CPU: the critic joins after a few generator-only iterations.
 SCHEDULE = ["--g_warmup", "4", "--d_warmup", "2", "--d_every", "2", "--vgg_weights", "none"]

@@ -9,6 +9,9 @@ cached); augmentation, batching and prefetch happen in the graph.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import tensorflow as tf
 
@@ -48,9 +51,10 @@ class StackReader:
     The target is the clean stack (supervised), a second noisy measurement of the
     same scene (Noise2Noise, possibly in another file), or None: the noisy stack's
     own centre slice (Noise2Self). tf.data calls `read` from several threads; the
-    stacks make that safe (an HDF5 stack outside ``with`` opens its file per read
-    under `H5_LOCK`, so that no h5py object outlives the lock; the correction and
-    the finite check run after it, in parallel).
+    stacks make that safe (every h5py object is made and freed under `H5_LOCK`; the
+    correction and the finite check run after it, in parallel). Inside `opened` the
+    files stay open for all reads, as training keeps them; outside it an HDF5 stack
+    opens its file for each read.
     """
 
     def __init__(self, noisy: ImageStack, target: ImageStack | None = None, depth: int = 1):
@@ -69,6 +73,16 @@ class StackReader:
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.noisy.shape
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[StackReader]:
+        """Keep the stacks' files open for a series of reads (a training run): a file
+        opened per patch costs about as much as reading the patch."""
+        with contextlib.ExitStack() as held:
+            for stack in (self.noisy, self.target):
+                if stack is not None:
+                    held.enter_context(stack.opened())
+            yield self
 
     def _read_pair(self, noisy_range, target_range, region, where: str):
         """``noisy_range`` / ``target_range``: (start, stop) or a list of single slices.

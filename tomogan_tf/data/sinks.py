@@ -10,7 +10,6 @@ sink an output name asks for, as the denoise tool does.
 from __future__ import annotations
 
 import os
-import shutil
 
 import h5py
 import numpy as np
@@ -31,7 +30,7 @@ from tomogan_tf.data.sources.dicom import (
 from tomogan_tf.data.sources.dxchange import DxchangeStack
 from tomogan_tf.data.sources.formats import file_format
 from tomogan_tf.errors import InputError
-from tomogan_tf.utils.files import AtomicFileSink, cast_output
+from tomogan_tf.utils.files import AtomicFileSink, atomic_path, cast_output
 
 SERIES_SUFFIX = " (denoised, tomogan_tf)"
 _PIXEL_DATA_EXTRAS = (0x7FE00001, 0x7FE00002)  # Extended Offset Table (Lengths): encapsulated
@@ -314,12 +313,10 @@ class DicomSeriesSink:
                 )
 
     def __enter__(self) -> DicomSeriesSink:
-        directory, base = os.path.split(os.path.abspath(self.path))
-        stem, suffix = os.path.splitext(base) if self.single_file else (base, "")
-        self.tmp = os.path.join(directory, f".{stem}.tmp-{os.getpid()}{suffix}")
+        # A folder being replaced is moved aside and deleted once the new one is in place.
+        self._atomic = atomic_path(self.path, replace_dir=True)
+        self.tmp = self._atomic.__enter__()
         if not self.single_file:
-            if os.path.isdir(self.tmp):  # left by a killed run that had our process id
-                shutil.rmtree(self.tmp)
             os.mkdir(self.tmp)
         return self
 
@@ -395,35 +392,7 @@ class DicomSeriesSink:
         ds.DerivationDescription = (f"{earlier}; {text}" if earlier else text)[-1024:]
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._discard()
-            return
-        try:
-            self._commit()
-        except BaseException:
-            self._discard()
-            raise
-
-    def _discard(self) -> None:
-        if self.tmp is None:
-            return
-        if os.path.isdir(self.tmp):
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        elif os.path.exists(self.tmp):
-            os.remove(self.tmp)
-
-    def _commit(self) -> None:
-        if self.single_file or not os.path.lexists(self.path):
-            os.replace(self.tmp, self.path)
-            return
-        old = f"{self.tmp}.old"  # move the folder being replaced aside, then swap
-        os.rename(self.path, old)
-        try:
-            os.rename(self.tmp, self.path)
-        except BaseException:
-            os.rename(old, self.path)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
 def open_sink(

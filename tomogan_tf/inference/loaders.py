@@ -6,7 +6,7 @@ generator inside one, a folder holding a ``generator.keras`` with its
 folder of numbered versions, or nothing (the shipped default). Each gives the
 same `LoadedModel`: a NumPy-in, NumPy-out ``predict`` and what driving it needs
 (normalisation, depth, input multiple, dims, how it was trained). What a run
-directory holds, and under which names, is `tomogan_tf.run_dir.RunDir`'s knowledge;
+directory holds, and under which names, is `tomogan_tf.training.run_dir.RunDir`'s knowledge;
 a SavedModel records its own in ``assets.extra/tomogan_tf.json`` (`METADATA_FILE`,
 written by `tomogan_tf.serving`).
 """
@@ -27,7 +27,7 @@ import tensorflow as tf
 from tomogan_tf.data.normalization import Normalization, normalization_from_dict
 from tomogan_tf.errors import InputError
 from tomogan_tf.models import get_family
-from tomogan_tf.run_dir import RunDir
+from tomogan_tf.training.run_dir import RunDir
 
 DEFAULT_MODEL = "tomogan_ct"
 # A model folder that is not a run (the shipped models): one generator, config beside it.

@@ -44,7 +44,7 @@ DEFAULT_TILE = {2: 1024, 3: 96}
 # Blended tiles need less, as the ramp averages two tiles' estimates: with a 16-voxel
 # margin, tiled adl3d output matched whole-volume output to 2e-5 (normalised units;
 # 0.2 % of the output's spread), against 4e-3 (40 %) with 8
-# (tests/test_inference_3d.py). Trained weights may reach further: pass --overlap 24
+# (tests/inference/test_denoiser_3d.py). Trained weights may reach further: pass --overlap 24
 # (or 48, exact) with a larger --tile when memory allows.
 MAX_MARGIN_3D = 16
 

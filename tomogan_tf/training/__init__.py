@@ -10,6 +10,7 @@ from tomogan_tf.training.config import (
     TrainConfig,
 )
 from tomogan_tf.training.run import build_trainer, open_training_data, train, training_checkpoint
+from tomogan_tf.training.run_dir import RunDir
 from tomogan_tf.training.trainer import GANTrainer
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "RunConfig",
+    "RunDir",
     "ScheduleConfig",
     "TrainConfig",
     "build_trainer",

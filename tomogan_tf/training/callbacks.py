@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tomogan_tf.run_dir import RunDir
+from tomogan_tf.training.run_dir import RunDir
 from tomogan_tf.training.trainer import GANTrainer
 
 

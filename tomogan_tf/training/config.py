@@ -18,6 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from tomogan_tf.data.layouts import LAYOUTS, get_layout
 from tomogan_tf.data.masking import GRID_FILLS, MASKS
 from tomogan_tf.errors import InputError
 from tomogan_tf.losses import GAN_LOSSES, VGG_NETWORKS
@@ -69,7 +70,7 @@ class DataConfig:
         "tomogan",
         "HDF5 layout of --h5: named stacks (tomogan: --ns_key, --gt_key, ...) or Data"
         " Exchange projections (dxchange: /exchange/data, flats and darks; n2s or n2n).",
-        choices=("tomogan", "dxchange"),
+        choices=LAYOUTS,
         frozen=True,
     )
     mode: str = setting(
@@ -445,8 +446,6 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Resolve the defaults; raise `InputError` for settings that cannot work."""
-        from tomogan_tf.data.layouts import LAYOUTS, get_layout
-
         if self.model.family not in FAMILIES:
             raise InputError(None, f"--model must be one of {', '.join(FAMILIES)}")
         if self.data.layout not in LAYOUTS:

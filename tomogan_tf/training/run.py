@@ -3,7 +3,7 @@
 `train` checks the settings, holds the run directory's lock, reads the stacks through
 the layout (`tomogan_tf.data.layouts`), fits the normalisation on a first start,
 builds the trainer, restores the newest checkpoint that loads, and fits. What the
-run directory holds, and how it survives crashes, is `tomogan_tf.run_dir.RunDir`.
+run directory holds, and how it survives crashes, is `tomogan_tf.training.run_dir.RunDir`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from tomogan_tf.data.stacks import check_min_size
 from tomogan_tf.errors import InputError
 from tomogan_tf.losses import VGGPerceptualLoss, load_vgg
 from tomogan_tf.models import build_discriminator, build_generator
-from tomogan_tf.run_dir import RunDir
 from tomogan_tf.training.callbacks import RunCheckpoint, StopAtIteration, TensorBoardLogger
 from tomogan_tf.training.config import TrainConfig
+from tomogan_tf.training.run_dir import RunDir
 from tomogan_tf.training.trainer import GANTrainer
 
 PANEL_IMAGES = 3
@@ -220,18 +220,20 @@ def _train_locked(config: TrainConfig, run: RunDir, verbose: int) -> dict[str, f
         ]
         panel = tuple(np.stack(images) for images in zip(*panel_pairs, strict=True))
 
-    trainer.fit(
-        patches,
-        steps_per_epoch=schedule.val_every,
-        epochs=math.ceil(schedule.maxiter / schedule.val_every),
-        initial_epoch=start // schedule.val_every,
-        validation_data=val_data,
-        callbacks=[
-            StopAtIteration(schedule.maxiter),
-            TensorBoardLogger(run.logs, schedule.log_every, panel),
-            RunCheckpoint(manager, run, best),
-        ],
-        verbose=verbose,
-        shuffle=False,  # the patch stream is already random
-    )
+    # The stacks' files stay open for the whole run, not reopened for every patch.
+    with train_reader.opened(), val_reader.opened():
+        trainer.fit(
+            patches,
+            steps_per_epoch=schedule.val_every,
+            epochs=math.ceil(schedule.maxiter / schedule.val_every),
+            initial_epoch=start // schedule.val_every,
+            validation_data=val_data,
+            callbacks=[
+                StopAtIteration(schedule.maxiter),
+                TensorBoardLogger(run.logs, schedule.log_every, panel),
+                RunCheckpoint(manager, run, best),
+            ],
+            verbose=verbose,
+            shuffle=False,  # the patch stream is already random
+        )
     return run.metrics()

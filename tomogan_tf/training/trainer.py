@@ -85,22 +85,22 @@ class GANTrainer(keras.Model):
     ):
         losses = losses or LossConfig.for_family("tomogan", mode)
         schedule = schedule or ScheduleConfig.for_family("tomogan")
-        gan_loss, ladv, lperc = losses.gan_loss, losses.ladv, losses.lperc
-        lmse, ll1, lpyr, lhist = losses.lmse, losses.ll1, losses.lpyr, losses.lhist
-        mask, mask_fill = losses.mask, losses.mask_fill
-        itg, itd, d_every = schedule.itg, schedule.itd, schedule.d_every
-        g_warmup, d_warmup = schedule.g_warmup, schedule.d_warmup
         super().__init__(**kwargs)
-        self.mode, self.mask, self.mask_fill, self.seed = mode, mask, mask_fill, seed
+        self.mode, self.mask, self.mask_fill, self.seed = mode, losses.mask, losses.mask_fill, seed
         self.generator = generator
-        self.discriminator = discriminator if ladv > 0 else None
-        self.perceptual = perceptual if lperc > 0 else None
-        self.gan_loss = gan_loss
-        weights = {"lmse": lmse, "ll1": ll1, "lpyr": lpyr, "lhist": lhist}
-        self.reconstruction = {_RECONSTRUCTION_WEIGHTS[k]: v for k, v in weights.items() if v}
-        self.lsmooth, self.ladv, self.lperc = losses.lsmooth, ladv, lperc
-        self.itg, self.itd = itg, (itd if self.discriminator is not None else 0)
-        self.d_every, self.g_warmup, self.d_warmup = d_every, g_warmup, d_warmup
+        self.discriminator = discriminator if losses.ladv > 0 else None
+        self.perceptual = perceptual if losses.lperc > 0 else None
+        self.gan_loss = losses.gan_loss
+        self.reconstruction = {
+            term: getattr(losses, weight)
+            for weight, term in _RECONSTRUCTION_WEIGHTS.items()
+            if getattr(losses, weight)
+        }
+        self.lsmooth, self.ladv, self.lperc = losses.lsmooth, losses.ladv, losses.lperc
+        self.itg = schedule.itg
+        self.itd = schedule.itd if self.discriminator is not None else 0
+        self.d_every, self.g_warmup = schedule.d_every, schedule.g_warmup
+        self.d_warmup = schedule.d_warmup
         self.gp_weight, self.wgan_clip = losses.gp_weight, losses.wgan_clip
         self.input_multiple = input_multiple
         # Completed iterations, checkpointed so a resumed run continues the count.
@@ -109,7 +109,7 @@ class GANTrainer(keras.Model):
         if self.lsmooth > 0:
             names.append("smooth")
         if self.discriminator is not None:
-            names += ["adv", "d_loss"] + (["gp"] if gan_loss == "wgan-gp" else [])
+            names += ["adv", "d_loss"] + (["gp"] if self.gan_loss == "wgan-gp" else [])
         if self.perceptual is not None:
             names.append("perc")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}

@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, run_module
 
 from tomogan_tf.errors import InputError
-from tomogan_tf.run_dir import RunDir
 from tomogan_tf.training import TrainConfig, build_trainer, train, training_checkpoint
+from tomogan_tf.training.run_dir import RunDir
 from tomogan_tf.utils.files import atomic_path, temporary_name
 
 pytestmark = pytest.mark.integration  # whole (tiny) training runs
@@ -94,7 +94,7 @@ def test_a_second_training_is_refused_with_one_line_while_the_first_goes_on(pair
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\n"
-         "from tomogan_tf.run_dir import RunDir\n"
+         "from tomogan_tf.training.run_dir import RunDir\n"
          "with RunDir(sys.argv[1]).lock():\n"
          "    print('held', flush=True)\n"
          "    time.sleep(120)\n", logdir],
