@@ -8,6 +8,7 @@ so ``from conftest import run_module`` keeps working; new tests import them
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,10 @@ __all__ = [
     "smooth_stack",
     "write_pair_file",
 ]
+
+# Quiet TensorFlow's C++ start-up notices in the test workers (run_module drops this
+# again for the tools, which silence them themselves, as a user sees them).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TESTS = Path(__file__).resolve().parent
 

@@ -79,6 +79,8 @@ def test_family_trains_denoises_and_exports(name, data_file, tmp_path):
     # ...matches the Keras model loaded in Python, and survives export.
     keras_out = Denoiser.load(logdir)(noisy)
     np.testing.assert_allclose(denoised, keras_out, atol=1e-4 * np.ptp(clean))
+    if name == "adl3d":
+        return  # a 3-D export is checked against Keras in tests/inference/test_denoiser_3d.py
     exported = export_savedmodel(logdir, str(tmp_path / "serving"), version=1)
     served = Denoiser.load(exported)(noisy)
     np.testing.assert_allclose(served, keras_out, atol=1e-4 * np.ptp(clean))
