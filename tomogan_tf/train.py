@@ -18,14 +18,13 @@ def define_flags() -> None:
     """Define one absl flag per declared setting, with its real type, default and help."""
     from absl import flags
 
-    from tomogan_tf.training.config import family_default_names, settings
+    from tomogan_tf.training.config import settings
     from tomogan_tf.training.defaults import describe_default
 
-    per_family = family_default_names()
     for s in settings():
         if s.flag in flags.FLAGS:
             continue
-        help_text = s.help + (describe_default(s.flag) if s.flag in per_family else "")
+        help_text = s.help + (describe_default(s.flag) if s.per_family else "")
         if s.choices:
             flags.DEFINE_enum(s.flag, s.default, list(s.choices), help_text)
         elif s.type is bool:

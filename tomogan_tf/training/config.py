@@ -23,7 +23,7 @@ from tomogan_tf.data.masking import GRID_FILLS, MASKS
 from tomogan_tf.errors import InputError
 from tomogan_tf.losses import GAN_LOSSES, VGG_NETWORKS
 from tomogan_tf.models import FAMILIES, get_family
-from tomogan_tf.training.defaults import FAMILY_DEFAULTS, MODES, defaults_for
+from tomogan_tf.training.defaults import MODES, defaults_for
 from tomogan_tf.utils.files import write_json_atomic
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -468,7 +468,7 @@ class TrainConfig:
             value = getattr(getattr(self, s.section), s.name)
             if value is None:
                 continue
-            if s.choices and value not in s.choices and s.flag not in ("model", "layout"):
+            if s.choices and value not in s.choices:
                 problems.append(f"--{s.flag} must be one of {', '.join(s.choices)}")
             elif s.minimum is not None and value < s.minimum:
                 least = "must be at least 1" if s.minimum == 1 else "must not be negative"
@@ -557,8 +557,3 @@ class TrainConfig:
     def save(self, path: str) -> None:
         """Write as JSON under a temporary name, then rename (never a half-written file)."""
         write_json_atomic(self.to_dict(), path)
-
-
-def family_default_names() -> set[str]:
-    """Flags whose default depends on the family (their help lists the values)."""
-    return {s.flag for s in settings() if s.per_family and s.flag in FAMILY_DEFAULTS["tomogan"]}
