@@ -117,6 +117,7 @@ class GANTrainer(keras.Model):
         # (the noisy image against itself would score infinity).
         val_names = ("psnr",) if mode == "n2s" else ("psnr", "ssim", "psnr_noisy", "ssim_noisy")
         self.val_trackers = {name: keras.metrics.Mean(name=name) for name in val_names}
+        self._traced_steps: dict = {}  # see `_traced_once`
 
     @property
     def group_size(self) -> int:
@@ -233,14 +234,30 @@ class GANTrainer(keras.Model):
             return step(*args) if condition else None
         return tf.cond(condition, lambda: step(*args), lambda: tf.constant(False))
 
+    def _traced_once(self, step, repeats: int):
+        """``step`` as one nested `tf.function` when it runs ``repeats`` > 1 times a call.
+
+        The loop over steps is unrolled, so inside the compiled `train_step` each
+        repeat would otherwise be traced (and its gradient built) again: TomoGAN's two
+        critic steps made its first iteration 8.1 s of tracing instead of 4.8 s.
+        """
+        if repeats < 2 or not tf.inside_function():
+            return step
+        traced = self._traced_steps.get(step.__name__)
+        if traced is None:
+            traced = self._traced_steps[step.__name__] = tf.function(step, autograph=False)
+        return traced
+
     def train_step(self, data):
         noisy, clean = data  # (itg + itd, batch, ...spatial, depth) and (..., 1)
         train_g, adversarial, train_d = self.phase(self.iteration)
+        g_step = self._traced_once(self._generator_step, self.itg)
+        d_step = self._traced_once(self._discriminator_step, self.itd)
         for k in range(self.itg):
             step = self.iteration * self.itg + k
-            self._maybe(train_g, self._generator_step, noisy[k], clean[k], adversarial, step)
+            self._maybe(train_g, g_step, noisy[k], clean[k], adversarial, step)
         for k in range(self.itg, self.itg + self.itd):
-            self._maybe(train_d, self._discriminator_step, noisy[k], clean[k])
+            self._maybe(train_d, d_step, noisy[k], clean[k])
         self.iteration.assign_add(1)
         return {name: t.result() for name, t in self.trackers.items()}
 
