@@ -326,8 +326,12 @@ def main(argv: list[str] | None = None) -> None:
     de.add_argument("--key", default="test_ns", help="(N, H, W) stack to denoise")
     de.add_argument("--out", required=True, help=".npy output, float32 (N, H, W) in 1/mm")
     de.add_argument("--threads", type=int, default=1, help="TF intra-op threads")
-    de.add_argument("--no-affine-fit", dest="affine_fit", action="store_false",
-                    help="return CARE's prediction without the per-slice gain/offset fit")
+    de.add_argument(
+        "--no-affine-fit",
+        dest="affine_fit",
+        action="store_false",
+        help="return CARE's prediction without the per-slice gain/offset fit",
+    )
     args = parser.parse_args(argv)
     try:
         if args.cmd == "train":

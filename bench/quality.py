@@ -120,12 +120,17 @@ def by_volume(fn, volumes: np.ndarray):
 
 
 def model_rows(
-    model_dir: str, noisy: np.ndarray, clean: np.ndarray, row: str, volumes: np.ndarray
+    model_dir: str,
+    noisy: np.ndarray,
+    clean: np.ndarray,
+    row: str,
+    volumes: np.ndarray,
+    precision: str = "float32",
 ) -> list[dict]:
     from tomogan_tf import Denoiser
 
     name = os.path.basename(model_dir.rstrip("/"))
-    den = Denoiser.load(model_dir)
+    den = Denoiser.load(model_dir, precision=precision)
     per_scan = by_volume(den, volumes)
     denoised, seconds = _timed(per_scan, noisy)
     rows = [_scored(name, "as shipped", denoised, clean, seconds)]
@@ -150,7 +155,13 @@ def care_rows(care_dir: str, noisy: np.ndarray, clean: np.ndarray) -> list[dict]
     return [_scored("CARE (csbdeep)", "peer, same data and time", denoised, clean, seconds)]
 
 
-def run(heldout: str, models: list[str], care: str | None, methods: list[str]) -> dict:
+def run(
+    heldout: str,
+    models: list[str],
+    care: str | None,
+    methods: list[str],
+    precision: str = "float32",
+) -> dict:
     # A fixed-window model handed HU passes slices through with a warning; the table
     # shows what that gives, so the warnings need not fill the log.
     from tomogan_tf.data.normalization import UnmappableWarning
@@ -165,7 +176,7 @@ def run(heldout: str, models: list[str], care: str | None, methods: list[str]) -
             print(f"[{row}] {len(noisy)} slices", flush=True)
             rows = [_scored("noisy input", "", noisy, clean, 0.0)]
             for model in models:
-                added = model_rows(model, noisy, clean, row, volumes)
+                added = model_rows(model, noisy, clean, row, volumes, precision)
                 rows += added
                 for e in added:
                     print(f"  {e['method']} {e['setting']}: {e['psnr']:.2f} dB", flush=True)
@@ -268,10 +279,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default="tv,nlm,wavelet,bm3d")
     parser.add_argument("--results", default=None, help="markdown file to put the table in")
     parser.add_argument("--json", default=None, help="also write every figure here")
+    parser.add_argument(
+        "--precision", default="float32", help="of the shipped models (tomogan_tf --precision)"
+    )
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent / "saved_models"
     models = args.models.split(",") if args.models else shipped_models(str(root))
-    result = run(args.heldout, models, args.care, [m for m in args.methods.split(",") if m])
+    methods = [m for m in args.methods.split(",") if m]
+    result = run(args.heldout, models, args.care, methods, args.precision)
     command = "python bench/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     section = markdown(result, command)
     print(section)

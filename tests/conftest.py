@@ -58,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
+
 TESTS = Path(__file__).resolve().parent
 
 # Every test has exactly one level. A file sets its own with
@@ -97,4 +98,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pair_file(tmp_path) -> str:
     """A small TomoGAN-layout HDF5 file of noisy/clean pairs (see `write_pair_file`)."""
     return write_pair_file(str(tmp_path / "pairs.h5"))
-

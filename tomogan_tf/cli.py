@@ -94,6 +94,21 @@ def run(
     app.run(guarded)
 
 
+def define_precision_flag() -> None:
+    """``--precision``, shared by the tools that run a model."""
+    from tomogan_tf.utils.precision import PRECISIONS
+
+    flags.DEFINE_enum(
+        "precision",
+        "auto",
+        PRECISIONS,
+        "Compute precision of the network: float32, or mixed bfloat16/float16 (weights and"
+        " outputs stay float32). auto: mixed bfloat16 where the CPU or GPU computes it"
+        " natively, mixed float16 on GPUs of compute capability 7.x, float32 elsewhere"
+        " (bench/RESULTS.md: speed and quality of each). A SavedModel computes as exported.",
+    )
+
+
 def _define_main_module_flags(define_flags: Callable[[], None]) -> None:
     """Define a tool's flags as key flags of the main module, as absl's ``--help`` lists.
 

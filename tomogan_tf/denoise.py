@@ -102,6 +102,7 @@ def define_flags() -> None:
         "direct: one pass; jinv: Noise2Self's J-invariant prediction, each pixel predicted"
         " with itself hidden (16 passes in 2-D, 64 in 3-D).",
     )
+    cli.define_precision_flag()
     flags.DEFINE_bool(
         "strict",
         False,
@@ -152,7 +153,9 @@ def main(argv: list[str]) -> None:
         batch_size=FLAGS.batch,
         inference=FLAGS.inference,
         strict=FLAGS.strict,
+        precision=FLAGS.precision,
     )
+    print(f"{denoiser.name}: {denoiser.precision.describe()}", flush=True)
     layout = get_layout(FLAGS.layout or denoiser.trained["layout"])
     if not layout.accepts(FLAGS.input):
         if FLAGS.layout:

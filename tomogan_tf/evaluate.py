@@ -50,6 +50,7 @@ def define_flags() -> None:
     )
     flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
     flags.DEFINE_enum("inference", "direct", INFERENCE, "As for tomogan_tf.denoise.")
+    cli.define_precision_flag()
     flags.DEFINE_bool(
         "strict",
         False,
@@ -68,7 +69,10 @@ def main(argv: list[str]) -> None:
         raise InputError(None, "--h5 is required")
     if FLAGS.json and same_file(FLAGS.json, FLAGS.h5):
         raise InputError(FLAGS.json, "is the input file; choose another --json")
-    denoiser = Denoiser.load(FLAGS.model, inference=FLAGS.inference, strict=FLAGS.strict)
+    denoiser = Denoiser.load(
+        FLAGS.model, inference=FLAGS.inference, strict=FLAGS.strict, precision=FLAGS.precision
+    )
+    print(f"{denoiser.name}: {denoiser.precision.describe()}", flush=True)
     result = evaluate(denoiser, FLAGS.h5, FLAGS.noisy_key, FLAGS.clean_key, FLAGS.layout)
     print(
         f"{result['slices']} slices of {FLAGS.h5}: PSNR {result['psnr_noisy']:.2f} dB noisy ->"

@@ -25,6 +25,16 @@ def define_flags() -> None:
     flags.DEFINE_string("model", None, "Run directory or .keras file (default: the shipped model).")
     flags.DEFINE_string("out", None, "BASE/NAME folder; the version is a folder inside it.")
     flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
+    from tomogan_tf.utils.precision import PRECISIONS
+
+    flags.DEFINE_enum(
+        "precision",
+        "float32",
+        PRECISIONS,
+        "Compute precision of the exported graph (inputs and outputs stay float32). Default"
+        " float32, which every server runs well; mixed_bfloat16 only for servers whose CPU or"
+        " GPU computes bfloat16 natively; auto: what suits this machine.",
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -35,10 +45,10 @@ def main(argv: list[str]) -> None:
     cli.check_no_arguments(argv)
     if not FLAGS.out:
         raise InputError(None, "--out BASE/NAME is required")
-    target = export_savedmodel(FLAGS.model, FLAGS.out, FLAGS.version)
+    target = export_savedmodel(FLAGS.model, FLAGS.out, FLAGS.version, FLAGS.precision)
     print(
-        f"exported SavedModel to {target} (signatures serving_default: noisy -> denoised;"
-        " denoise_in_window: noisy, window -> denoised)"
+        f"exported SavedModel to {target} in {FLAGS.precision} (signatures serving_default:"
+        " noisy -> denoised; denoise_in_window: noisy, window -> denoised)"
     )
 
 

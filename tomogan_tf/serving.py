@@ -88,14 +88,20 @@ def next_version(base: str) -> int:
     return max(versions, default=0) + 1
 
 
-def export_savedmodel(model: str | None, base: str, version: int | None = None) -> str:
+def export_savedmodel(
+    model: str | None, base: str, version: int | None = None, precision: str = "float32"
+) -> str:
     """Export a run directory or ``.keras`` generator (None: shipped model) to ``base/version``.
+
+    The graph computes at ``precision`` (default float32: the serving machine may lack
+    the 16-bit units of this one; ``auto`` chooses for this machine), recorded in the
+    export's metadata; inputs and outputs are float32 either way.
 
     Written under a temporary name beside the version folder and renamed into place
     when complete (`atomic_path`), so TF Serving, which polls ``base``, never sees a
     half-written version; an existing version is never overwritten.
     """
-    denoiser = Denoiser.load(model)
+    denoiser = Denoiser.load(model, precision=precision)
     generator = denoiser.generator
     if generator is None:
         raise InputError(model, "is already a SavedModel; serve it as it is")
@@ -124,6 +130,7 @@ def export_savedmodel(model: str | None, base: str, version: int | None = None) 
                     "normalization": denoiser.normalization.to_dict(),
                     "trained": denoiser.trained,
                     "source": denoiser.name,
+                    "precision": denoiser.precision.policy,
                 },
                 f,
                 indent=2,

@@ -15,6 +15,7 @@ from tomogan_tf.training.defaults import FAMILY_DEFAULTS
 
 pytestmark = pytest.mark.unit  # settings only: nothing is trained
 
+
 def test_every_setting_has_a_real_type_a_section_and_a_unique_flag():
     declared = settings()
     flags = [s.flag for s in declared]

@@ -46,6 +46,10 @@ from tomogan_tf.inference.predict import (
     check_dims,
 )
 from tomogan_tf.inference.streaming import PIXELS_PER_BATCH, stream_slices, stream_volume
+from tomogan_tf.utils.precision import FLOAT32, Precision
+
+# What `Denoiser.load` computes in unless told: see bench/RESULTS.md ("Precision").
+DEFAULT_PRECISION = "auto"
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -129,16 +133,21 @@ class Denoiser(Predictor):
         )
         self.batch_size = batch_size
         self.generator = generator  # the Keras model, when loaded from one (for export)
+        self.precision = Precision(FLOAT32, "as given")  # `load` records what it chose
 
     @classmethod
-    def load(cls, model: str | None = None, **options: Any) -> Denoiser:
+    def load(
+        cls, model: str | None = None, precision: str = DEFAULT_PRECISION, **options: Any
+    ) -> Denoiser:
         """Load a run directory, ``.keras`` file or SavedModel (None: the shipped model).
 
         ``options`` are the constructor's (``tile``, ``margin``, ``batch_size``,
         ``inference``, ``strict``); a SavedModel's recorded margin is used unless
         ``margin`` is given.
+        ``precision`` (default ``"auto"``: see `tomogan_tf.utils.precision.resolve`)
+        is the compute precision of a Keras model; outputs are float32 either way.
         """
-        loaded = load_model(model)
+        loaded = load_model(model, precision)
         if options.get("margin") is None and loaded.margin is not None:
             options["margin"] = loaded.margin
         if loaded.window is not None:
@@ -155,6 +164,7 @@ class Denoiser(Predictor):
             **options,
         )
         den._keepalive = loaded.keepalive  # a SavedModel's functions need their object
+        den.precision = loaded.precision
         return den
 
     def check_flat_field(self, source: ImageStack) -> None:

@@ -28,8 +28,10 @@ from tomogan_tf.data.normalization import Normalization, normalization_from_dict
 from tomogan_tf.errors import InputError
 from tomogan_tf.models import get_family
 from tomogan_tf.training.run_dir import RunDir
+from tomogan_tf.utils.precision import FLOAT32, Precision, resolve, with_precision
 
 DEFAULT_MODEL = "tomogan_ct"
+AS_EXPORTED_FLOAT32 = Precision(FLOAT32, "as exported")
 # A model folder that is not a run (the shipped models): one generator, config beside it.
 MODEL_FILE = "generator.keras"
 METADATA_FILE = os.path.join("assets.extra", "tomogan_tf.json")
@@ -66,6 +68,7 @@ class LoadedModel:
     window: Normalization | None = None
     margin: int | None = None
     keepalive: object = None
+    precision: Precision = AS_EXPORTED_FLOAT32
 
 
 def shipped_models_dir() -> str:
@@ -80,37 +83,44 @@ def shipped_models_dir() -> str:
     raise InputError(None, "no shipped models found; pass --model RUN_DIR|FILE.keras|SAVEDMODEL")
 
 
-def load_model(model: str | None = None) -> LoadedModel:
-    """Load a run directory, ``.keras`` file or SavedModel (None: the shipped model)."""
+def load_model(model: str | None = None, precision: str = "float32") -> LoadedModel:
+    """Load a run directory, ``.keras`` file or SavedModel (None: the shipped model).
+
+    ``precision`` (`tomogan_tf.utils.precision.PRECISIONS`) is the compute precision
+    of a Keras model; a SavedModel computes as it was exported.
+    """
     if model is None:
         model = os.path.join(shipped_models_dir(), DEFAULT_MODEL)
     if not os.path.exists(model):
         raise InputError(model, "model not found")
     if os.path.isdir(model):
-        return _load_folder(model)
+        return _load_folder(model, precision)
     if model.endswith(".keras"):
-        return load_keras(model)
+        return load_keras(model, precision)
     raise InputError(model, "not a run directory, .keras file or SavedModel")
 
 
-def _load_folder(folder: str) -> LoadedModel:
+def _load_folder(folder: str, precision: str) -> LoadedModel:
     """A SavedModel, a run directory or model folder, or a TF Serving base folder."""
     if os.path.exists(os.path.join(folder, "saved_model.pb")):
-        return load_savedmodel(folder)
+        return load_savedmodel(folder, precision)
     run = RunDir(folder)
     for path in (run.best_model, os.path.join(folder, MODEL_FILE), run.last_model):
         if os.path.exists(path):
-            return load_keras(path)
+            return load_keras(path, precision)
     versions = sorted((d for d in os.listdir(folder) if d.isdigit()), key=int, reverse=True)
     if versions:  # a TF Serving base folder: take the newest version
-        return load_savedmodel(os.path.join(folder, versions[0]))
+        return load_savedmodel(os.path.join(folder, versions[0]), precision)
     raise InputError(
         folder, f"no {os.path.basename(run.best_model)}, {MODEL_FILE} or SavedModel inside"
     )
 
 
-def load_keras(path: str) -> LoadedModel:
-    """A ``.keras`` generator, with the normalisation and family its run's config records."""
+def load_keras(path: str, precision: str = "float32") -> LoadedModel:
+    """A ``.keras`` generator, with the normalisation and family its run's config records.
+
+    The generator computes at ``precision`` (its outputs are float32 whatever it is).
+    """
     run = RunDir.of_model_file(path)
     if not run.exists():
         raise InputError(
@@ -134,6 +144,8 @@ def load_keras(path: str) -> LoadedModel:
         raise InputError(
             path, f"input {generator.input_shape} does not fit a {family.dims}-D model"
         )
+    chosen = resolve(precision)
+    generator = with_precision(generator, chosen.policy)
 
     @tf.function(reduce_retracing=True)
     def run_generator(x):
@@ -148,6 +160,7 @@ def load_keras(path: str) -> LoadedModel:
         dims=family.dims,
         trained={k: config[k] for k in TRAINED_DEFAULTS if k in config},
         generator=generator,
+        precision=chosen,
     )
 
 
@@ -160,14 +173,25 @@ def read_export_metadata(path: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def load_savedmodel(path: str) -> LoadedModel:
-    """An exported SavedModel's ``serving_default`` signature (raw units in and out)."""
+def load_savedmodel(path: str, precision: str = "auto") -> LoadedModel:
+    """An exported SavedModel's ``serving_default`` signature (raw units in and out).
+
+    Its graph computes at the precision it was exported with; asking for another
+    (anything but ``auto``) is refused.
+    """
+    meta = read_export_metadata(path)
+    exported = meta.get("precision", FLOAT32)
+    if precision not in ("auto", exported):
+        raise InputError(
+            path,
+            f"this SavedModel computes in {exported} as exported; --precision {precision}"
+            " needs a new export (tomogan_tf.export --precision) or the Keras model",
+        )
     try:
         loaded = tf.saved_model.load(path)
         signature = loaded.signatures["serving_default"]
     except Exception as err:
         raise InputError(path, f"cannot load SavedModel: {err}") from None
-    meta = read_export_metadata(path)
     depth = int(signature.structured_input_signature[1]["noisy"].shape[-1])
 
     def predict(x):
@@ -187,4 +211,5 @@ def load_savedmodel(path: str) -> LoadedModel:
         window=window,
         margin=meta.get("margin"),
         keepalive=loaded,
+        precision=Precision(exported, "as exported"),
     )

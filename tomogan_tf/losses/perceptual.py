@@ -89,4 +89,8 @@ class VGGPerceptualLoss:
         return self.features(bgr, training=False)
 
     def __call__(self, y_true, y_pred):
-        return ops.mean(ops.square(self._embed(y_true) - self._embed(y_pred)))
+        # float32 whatever the network computes in (mixed precision: 16-bit features).
+        difference = ops.cast(self._embed(y_true), "float32") - ops.cast(
+            self._embed(y_pred), "float32"
+        )
+        return ops.mean(ops.square(difference))

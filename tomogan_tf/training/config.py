@@ -25,6 +25,7 @@ from tomogan_tf.losses import GAN_LOSSES, VGG_NETWORKS
 from tomogan_tf.models import FAMILIES, get_family
 from tomogan_tf.training.defaults import MODES, defaults_for
 from tomogan_tf.utils.files import write_json_atomic
+from tomogan_tf.utils.precision import PRECISIONS
 
 LR_SCHEDULES = ("constant", "cosine")
 NORMS = ("image", "fixed")
@@ -120,9 +121,7 @@ class DataConfig:
         frozen=True,
         per_family=True,
     )
-    mbsz: int | None = setting(
-        None, "Mini-batch size.", minimum=1, frozen=True, per_family=True
-    )
+    mbsz: int | None = setting(None, "Mini-batch size.", minimum=1, frozen=True, per_family=True)
     augment: bool = setting(
         True, "Random flips and 90-degree rotations of the training patches.", frozen=True
     )
@@ -149,9 +148,7 @@ class DataConfig:
 class ModelConfig:
     """Which network is trained."""
 
-    family: str = setting(
-        "tomogan", "Model family.", choices=FAMILIES, frozen=True, flag="model"
-    )
+    family: str = setting("tomogan", "Model family.", choices=FAMILIES, frozen=True, flag="model")
     depth: int = setting(
         1,
         "Adjacent slices stacked as input channels (odd); centre one is denoised. "
@@ -325,6 +322,13 @@ class RunConfig:
         0, "Seed of weights and patch sampling; the same seed repeats the run.", frozen=True
     )
     max_keep: int = setting(3, "Checkpoints kept in the run directory.", minimum=1)
+    precision: str = setting(
+        "float32",
+        "Compute precision: float32, or mixed bfloat16/float16 (weights, losses and"
+        " metrics stay float32; float16 with loss scaling); auto: mixed where the CPU or"
+        " GPU computes it natively. A resume may change it.",
+        choices=PRECISIONS,
+    )
 
 
 @dataclass

@@ -30,6 +30,7 @@ from tomogan_tf.training.callbacks import RunCheckpoint, StopAtIteration, Tensor
 from tomogan_tf.training.config import TrainConfig
 from tomogan_tf.training.run_dir import RunDir
 from tomogan_tf.training.trainer import GANTrainer
+from tomogan_tf.utils.precision import loss_scaled, resolve, unscaled, with_precision
 
 PANEL_IMAGES = 3
 
@@ -74,6 +75,14 @@ def build_trainer(config: TrainConfig) -> GANTrainer:
             raise InputError(None, f"--vgg_layer: {err}") from None
     if loss.lperc > 0 and perceptual is None:
         logging.info("--vgg_weights none: training without the perceptual term")
+    chosen = resolve(config.run.precision)
+    logging.info("%s", chosen.describe())
+    generator = with_precision(generator, chosen.policy)
+    if discriminator is not None:
+        discriminator = with_precision(discriminator, chosen.policy)
+    if perceptual is not None:
+        perceptual.features = with_precision(perceptual.features, chosen.policy)
+        perceptual.features.trainable = False
     trainer = GANTrainer(
         generator,
         discriminator,
@@ -85,11 +94,18 @@ def build_trainer(config: TrainConfig) -> GANTrainer:
         seed=config.run.seed,
     )
     trainer.compile(
-        keras.optimizers.Adam(_learning_rate(config, schedule.lr_g, schedule.itg)),
-        keras.optimizers.Adam(_learning_rate(config, schedule.lr_d, schedule.itd))
+        loss_scaled(
+            keras.optimizers.Adam(_learning_rate(config, schedule.lr_g, schedule.itg)),
+            chosen.policy,
+        ),
+        loss_scaled(
+            keras.optimizers.Adam(_learning_rate(config, schedule.lr_d, schedule.itd)),
+            chosen.policy,
+        )
         if discriminator is not None
         else None,
     )
+    trainer.precision = chosen
     return trainer
 
 
@@ -109,12 +125,12 @@ def training_checkpoint(trainer: GANTrainer, best: tf.Variable) -> tf.train.Chec
     """What a checkpoint holds: networks, optimizers, iteration and the best score."""
     parts = {
         "generator": trainer.generator,
-        "g_optimizer": trainer.g_optimizer,
+        "g_optimizer": unscaled(trainer.g_optimizer),
         "iteration": trainer.iteration,
         "best_psnr": best,
     }
     if trainer.discriminator is not None:
-        parts.update(discriminator=trainer.discriminator, d_optimizer=trainer.d_optimizer)
+        parts.update(discriminator=trainer.discriminator, d_optimizer=unscaled(trainer.d_optimizer))
     return tf.train.Checkpoint(**parts)
 
 

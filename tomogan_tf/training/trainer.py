@@ -185,9 +185,10 @@ class GANTrainer(keras.Model):
     def _generator_step(self, noisy, clean, adversarial, step):
         with tf.GradientTape() as tape:
             loss, terms = self.generator_losses(noisy, clean, adversarial, step)
+            scaled = self.g_optimizer.scale_loss(loss)  # float16: loss scaling
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(
-            zip(tape.gradient(loss, variables), variables, strict=True)
+            zip(tape.gradient(scaled, variables), variables, strict=True)
         )
         self.trackers["g_loss"].update_state(loss)
         for name, value in terms.items():
@@ -197,9 +198,10 @@ class GANTrainer(keras.Model):
     def _discriminator_step(self, noisy, clean):
         with tf.GradientTape() as tape:
             loss, terms = self.discriminator_losses(noisy, clean)
+            scaled = self.d_optimizer.scale_loss(loss)
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(
-            zip(tape.gradient(loss, variables), variables, strict=True)
+            zip(tape.gradient(scaled, variables), variables, strict=True)
         )
         if self.gan_loss == "wgan":
             for v in variables:

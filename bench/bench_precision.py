@@ -1,0 +1,90 @@
+"""Inference speed of each model family at each precision, against float32 eager.
+
+    python bench/bench_precision.py [--families tomogan adl idgan] [--sizes 512 1024 2048]
+                                    [--batch 1] [--repeats 3]
+
+For every family and image side, times one forward pass of a batch of random images
+(median of ``--repeats`` after a warm-up) in: float32 eager (the reference, a plain
+``model(x)`` call), float32 under ``tf.function``, and each mixed policy under
+``tf.function`` (the weights cloned by `tomogan_tf.utils.precision.with_precision`,
+which is what ``--precision`` does). Prints Mpix/s and the ratio to the reference of
+the same run, and the largest output difference from float32 (relative to the
+output's range). Random weights: speed does not depend on them; the quality a
+precision costs on trained models is `bench/quality.py --precision`'s business.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tomogan_tf import build_generator
+from tomogan_tf.utils.precision import cpu_has_native_bf16, with_precision
+
+
+def timed(fn, x, repeats: int) -> float:
+    fn(x)  # warm-up (traces a tf.function)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.asarray(fn(x))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def full_resolution(generator: keras.Model) -> keras.Model:
+    if len(generator.outputs) > 1:  # ADL: the finest output only, as inference runs it
+        return keras.Model(generator.inputs, generator.outputs[0])
+    return generator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=["tomogan", "adl", "idgan"])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024, 2048])
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--policies", nargs="+", default=["mixed_bfloat16"])
+    args = parser.parse_args()
+    native = cpu_has_native_bf16()
+    print(f"TF {tf.__version__}, Keras {keras.__version__}, native bf16 CPU: {native}")
+    print("| family | size | float32 eager (reference) | float32 tf.function |"
+          + "".join(f" {p} |" for p in args.policies) + " max diff |")  # fmt: skip
+    print("|---|---|---|---|" + "---|" * len(args.policies) + "---|")
+    for family in args.families:
+        keras.utils.set_random_seed(0)
+        net = full_resolution(build_generator(family))
+        channels = int(net.input_shape[-1])
+        for size in args.sizes:
+            x = tf.constant(
+                np.random.default_rng(0).random((args.batch, size, size, channels), np.float32)
+            )
+            mpix = args.batch * size * size / 1e6
+            eager = timed(lambda v, n=net: n(v, training=False), x, args.repeats)
+            graph_fn = tf.function(lambda v, n=net: n(v, training=False))
+            graph = timed(graph_fn, x, args.repeats)
+            reference = graph_fn(x).numpy()
+            cells, diffs = [], []
+            for policy in args.policies:
+                mixed = with_precision(net, policy)
+                fn = tf.function(lambda v, n=mixed: n(v, training=False))
+                seconds = timed(fn, x, args.repeats)
+                out = fn(x).numpy()
+                diffs.append(float(np.abs(out - reference).max() / np.ptp(reference)))
+                cells.append(f" {mpix / seconds:.2f} Mpix/s ({eager / seconds:.2f}x) |")
+            print(
+                f"| {family} | {size} | {mpix / eager:.2f} Mpix/s (1.00x) |"
+                f" {mpix / graph:.2f} Mpix/s ({eager / graph:.2f}x) |"
+                + "".join(cells)
+                + f" {', '.join(f'{d:.1e}' for d in diffs)} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
