@@ -325,8 +325,9 @@ class RunConfig:
     precision: str = setting(
         "float32",
         "Compute precision: float32, or mixed bfloat16/float16 (weights, losses and"
-        " metrics stay float32; float16 with loss scaling); auto: mixed where the CPU or"
-        " GPU computes it natively. A resume may change it.",
+        " metrics stay float32; float16 with loss scaling); auto: as for"
+        " tomogan_tf.denoise (16 bits where the hardware computes them natively and they"
+        " cost the shipped model at most 0.05 dB). A resume may change it.",
         choices=PRECISIONS,
     )
 
