@@ -102,7 +102,7 @@ def define_flags() -> None:
         "direct: one pass; jinv: Noise2Self's J-invariant prediction, each pixel predicted"
         " with itself hidden (16 passes in 2-D, 64 in 3-D).",
     )
-    cli.define_precision_flag()
+    cli.define_precision_flag(help_text=cli.PRECISION_HELP + " A SavedModel computes as exported.")
     flags.DEFINE_bool(
         "strict",
         False,

@@ -25,12 +25,8 @@ def define_flags() -> None:
     flags.DEFINE_string("model", None, "Run directory or .keras file (default: the shipped model).")
     flags.DEFINE_string("out", None, "BASE/NAME folder; the version is a folder inside it.")
     flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
-    from tomogan_tf.utils.precision import PRECISIONS
-
-    flags.DEFINE_enum(
-        "precision",
+    cli.define_precision_flag(
         "float32",
-        PRECISIONS,
         "Compute precision of the exported graph (inputs and outputs stay float32). Default"
         " float32, which every server runs well; mixed_bfloat16 only for servers whose CPU or"
         " GPU computes bfloat16 natively; auto: what suits this machine.",
