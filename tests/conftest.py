@@ -48,15 +48,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Skip Grappler's graph rewrites in the test processes (not in the tools they run).
+    """Graph optimisation as the tools set it: Grappler off on this CPU-only machine.
 
-    On the tests' tiny shapes the rewrites win nothing at run time but cost most of a
-    training step's first call (ADL: 15.8 s -> 5.3 s, the step after it 0.17 s either
-    way); the tools a test runs in a subprocess keep TensorFlow's defaults, as users do.
+    Besides its measured run-time effect (`tomogan_tf.utils.graph`), on the tests' tiny
+    shapes it costs most of a training step's first call (ADL: 15.8 s -> 5.3 s).
     """
-    import tensorflow as tf
+    from tomogan_tf.utils.graph import tune_graph_optimizer
 
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    tune_graph_optimizer()
 
 
 TESTS = Path(__file__).resolve().parent

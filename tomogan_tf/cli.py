@@ -27,6 +27,7 @@ from absl import flags
 
 from tomogan_tf._quiet import import_tensorflow_quietly
 from tomogan_tf.errors import InputError
+from tomogan_tf.utils.graph import tune_graph_optimizer
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -49,7 +50,8 @@ def run(
 ) -> None:
     """Run an absl ``main``; bad input becomes one line on stderr and exit code 2.
 
-    In order: TensorFlow is imported with its start-up notices muted, the tool's
+    In order: TensorFlow is imported with its start-up notices muted, Grappler is
+    turned off on CPU-only machines (`tune_graph_optimizer`), the tool's
     flags are defined (``define_flags``), absl parses the command line (``--help``
     prints ``doc``, the tool module's docstring, and the tool's flags whichever way
     it was started) and ``main`` runs.
@@ -62,6 +64,8 @@ def run(
     import_tensorflow_quietly()
     import tensorflow as tf
     from absl import app, logging
+
+    tune_graph_optimizer()
 
     if define_flags is not None and prog not in _DEFINED:
         _define_main_module_flags(define_flags)

@@ -23,7 +23,7 @@ from tomogan_tf.training.run_dir import RunDir
 
 # A short run on CPU: the critic joins after a few generator-only iterations.
 SCHEDULE = ["--g_warmup", "4", "--d_warmup", "2", "--d_every", "2", "--vgg_weights", "none"]
-RUN = ["--psz", "32", "--mbsz", "4", "--maxiter", "60", "--val_every", "20"]
+RUN = ["--psz", "32", "--mbsz", "4", "--maxiter", "30", "--val_every", "10"]
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import write_pair_file
 
 from tomogan_tf import build_discriminator, build_generator
 from tomogan_tf.data import Normalizer, StackReader, patch_dataset
@@ -144,13 +146,11 @@ def test_resumed_run_continues_where_it_stopped(pair_file, tmp_path):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
 
 
-def test_resume_restores_optimizer_state_and_iteration(pair_file, tmp_path):
-    logdir = str(tmp_path / "run")
-    config = tiny_config(pair_file, logdir, maxiter=5)
-    train(config, verbose=0)
+def test_resume_restores_optimizer_state_and_iteration(finished_run):
+    pairs, logdir, _ = finished_run
     path = os.path.join(logdir, "checkpoints", "ckpt-5")
     saved = tf.train.load_checkpoint(path)
-    fresh = build_trainer(tiny_config(pair_file, logdir, maxiter=5).validate())
+    fresh = build_trainer(tiny_config(pairs, logdir, maxiter=5).validate())
     best = tf.Variable(-np.inf, dtype=tf.float64)
     training_checkpoint(fresh, best).restore(path).assert_existing_objects_matched()
     assert int(fresh.iteration.numpy()) == 5
@@ -168,26 +168,44 @@ def test_resume_restores_optimizer_state_and_iteration(pair_file, tmp_path):
         assert any(t.shape == value.shape and np.array_equal(t, value) for t in stored)
 
 
-def test_a_finished_run_is_not_trained_again(pair_file, tmp_path):
-    logdir = str(tmp_path / "run")
-    first = train(tiny_config(pair_file, logdir, maxiter=5), verbose=0)
-    assert train(tiny_config(pair_file, logdir, maxiter=5), verbose=0) == first
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[str, str, dict]:
+    """One 5-iteration run (pair file, run directory, final metrics), shared by the tests
+    that resume, inspect or refuse to resume it; those that write to it copy it first."""
+    root = tmp_path_factory.mktemp("finished")
+    pairs = write_pair_file(str(root / "pairs.h5"))
+    logdir = str(root / "run")
+    metrics = train(tiny_config(pairs, logdir, maxiter=5), verbose=0)
+    return pairs, logdir, metrics
 
 
-def test_resuming_with_other_model_settings_is_refused(pair_file, tmp_path):
-    logdir = str(tmp_path / "run")
-    train(tiny_config(pair_file, logdir, maxiter=5), verbose=0)
+def copy_of(run: str, tmp_path) -> str:
+    copy = str(tmp_path / "run")
+    shutil.copytree(run, copy)
+    return copy
+
+
+def test_a_finished_run_is_not_trained_again(finished_run, tmp_path):
+    pairs, run, first = finished_run
+    logdir = copy_of(run, tmp_path)
+    assert train(tiny_config(pairs, logdir, maxiter=5), verbose=0) == first
+    assert tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints")).endswith("ckpt-5")
+
+
+def test_resuming_with_other_model_settings_is_refused(finished_run, tmp_path):
+    pairs, run, _ = finished_run
+    logdir = copy_of(run, tmp_path)
     with pytest.raises(InputError, match="--depth 1 -> 3"):
-        train(tiny_config(pair_file, logdir, maxiter=10, depth=3), verbose=0)
+        train(tiny_config(pairs, logdir, maxiter=10, depth=3), verbose=0)
 
 
-def test_resuming_with_another_batch_size_is_refused(pair_file, tmp_path):
-    logdir = str(tmp_path / "run")
-    train(tiny_config(pair_file, logdir, maxiter=5), verbose=0)
+def test_resuming_with_another_batch_size_is_refused(finished_run, tmp_path):
+    pairs, run, _ = finished_run
+    logdir = copy_of(run, tmp_path)
     with pytest.raises(InputError, match="--mbsz 4 -> 8"):
-        train(tiny_config(pair_file, logdir, maxiter=10, mbsz=8), verbose=0)
+        train(tiny_config(pairs, logdir, maxiter=10, mbsz=8), verbose=0)
     with pytest.raises(InputError, match="adds or drops the discriminator"):
-        train(tiny_config(pair_file, logdir, maxiter=10, ladv=0), verbose=0)
+        train(tiny_config(pairs, logdir, maxiter=10, ladv=0), verbose=0)
 
 
 def test_a_failed_first_start_does_not_lock_the_run_directory(pair_file, tmp_path):
