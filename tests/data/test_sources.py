@@ -36,6 +36,7 @@ def files(tmp_path):
     paths = {"h5": str(tmp_path / "s.h5"), "npy": str(tmp_path / "s.npy")}
     with h5py.File(paths["h5"], "w") as f:
         f["stack"], f["image"] = STACK, STACK[2]
+        f.create_dataset("stack_gzip", data=STACK, chunks=(1, 6, 7), compression="gzip")
     np.save(paths["npy"], STACK)
     paths["tif"] = str(tmp_path / "s.tif")
     tifffile.imwrite(paths["tif"], STACK, photometric="minisblack")
@@ -101,9 +102,10 @@ def test_the_finite_check_names_the_slice_or_the_callers_place():
         scan_finite(stack)
 
 
-def test_hdf5_stacks_outside_with_hold_no_file_and_read_safely_from_threads(files):
-    stack = open_stack(files["h5"], "stack")
-    assert stack._file is None
+@pytest.mark.parametrize("key", ["stack", "stack_gzip"])  # read directly, and through h5py
+def test_hdf5_stacks_outside_with_hold_no_file_and_read_safely_from_threads(files, key):
+    stack = open_stack(files["h5"], key)
+    assert stack.direct is (key == "stack") and stack._file is None
     regions = [(i % 5, np.s_[i % 3 : 6, 0 : 7 - i % 4]) for i in range(200)]
 
     def read(args):

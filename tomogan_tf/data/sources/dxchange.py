@@ -22,6 +22,7 @@ from tomogan_tf.data.dxchange import DATA, DxchangeInfo, FlatDarkCorrection, ins
 from tomogan_tf.data.hdf5 import H5_LOCK, open_h5
 from tomogan_tf.data.sources.base import WHOLE
 from tomogan_tf.data.sources.hdf5 import HDF5Stack
+from tomogan_tf.data.sources.hdf5_direct import DirectReader
 
 
 class DxchangeStack(HDF5Stack):
@@ -39,10 +40,11 @@ class DxchangeStack(HDF5Stack):
             try:
                 info = inspect_dxchange(f)
                 correction = FlatDarkCorrection.from_file(f, info, minus_log)
+                self._direct = DirectReader.of(f[DATA])
             finally:
                 f.close()
         self.path, self.key = path, DATA
-        self._file, self._owned, self._depth = None, True, 0
+        self._file, self._owned, self._depth, self._fd = None, True, 0, None
         self.shape, self.dtype = info.shape, info.dtype
         self.single_image = info.single_projection
         self.info: DxchangeInfo = info

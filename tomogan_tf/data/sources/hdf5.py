@@ -1,11 +1,14 @@
 """A dataset of an HDF5 file as an `ImageStack`, safe to read from tf.data's threads.
 
-h5py deadlocks when one thread frees an h5py object while another reads, so every
-h5py object here is created and freed under `H5_LOCK` (see `tomogan_tf.data.hdf5`).
-Outside ``with`` a stack holds no file: each read opens the file, reads its hyperslab
-and closes it again under the lock (opening costs far less than a training step).
-Inside ``with`` the file stays open between reads. Either way only the raw I/O holds
-the lock; conversion, correction and the finite check run after it, in parallel.
+A dataset stored unfiltered (contiguous, as h5py writes by default and TomoGAN's files
+are, or in uncompressed chunks) is read from the file's bytes by `DirectReader`,
+without h5py: tf.data's reader threads then read in parallel. Anything else goes
+through h5py, which deadlocks when one thread frees an h5py object while another
+reads, so every h5py object here is created and freed under `H5_LOCK` (see
+`tomogan_tf.data.hdf5`). Outside ``with`` a stack holds no file: each read opens the
+file, reads its hyperslab and closes it again. Inside ``with`` the file stays open
+between reads. Either way only the raw I/O is serialised; conversion, correction and
+the finite check run after it, in parallel.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from tomogan_tf.data.hdf5 import H5_LOCK, check_numeric, find_dataset, open_h5
 from tomogan_tf.data.sources.base import ImageStack, check_image_shape, pick, stack_shape
+from tomogan_tf.data.sources.hdf5_direct import DirectReader
 from tomogan_tf.errors import InputError
 
 
@@ -42,14 +46,40 @@ class HDF5Stack(ImageStack):
         self._file: h5py.File | None = file
         self._owned = file is None
         self._depth = 0
+        self._fd: int | None = None
         with H5_LOCK:
             if file is None:
                 with open_h5(self.path) as f:
                     shape, dtype = _inspect(f, key, require_stack)
+                    self._direct = DirectReader.of(f[key])
             else:
                 shape, dtype = _inspect(file, key, require_stack)
+                self._direct = DirectReader.of(file[key])
         self.shape, self.single_image = stack_shape(shape)
         self.dtype = dtype
+
+    @property
+    def direct(self) -> bool:
+        """Whether reads bypass h5py and its lock (an unfiltered dataset; see the module)."""
+        return self._direct is not None
+
+    def _read_direct(self, rows: slice | list[int], region: Any) -> np.ndarray:
+        direct, box = self._direct, tuple(region)
+        fd = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY)
+        try:
+            if len(direct.shape) == 2:
+                block = direct.read(fd, box)[None]
+                return block if isinstance(rows, slice) else block[[0] * len(rows)]
+            if isinstance(rows, slice):
+                return direct.read(fd, (rows, *box))
+            unique = sorted(set(rows))
+            if unique[-1] - unique[0] + 1 <= 2 * len(unique):  # nearly contiguous: one read
+                block = direct.read(fd, (slice(unique[0], unique[-1] + 1), *box))
+                return pick(block, unique[0], rows)
+            return np.concatenate([direct.read(fd, (slice(i, i + 1), *box)) for i in rows])
+        finally:
+            if fd != self._fd:
+                os.close(fd)
 
     def _fetch(self, dset: h5py.Dataset, rows: slice | list[int], region: Any) -> np.ndarray:
         """Raw values of ``rows`` at ``region``; the caller holds `H5_LOCK`."""
@@ -67,6 +97,13 @@ class HDF5Stack(ImageStack):
         return block[[place[i] for i in rows]]
 
     def _read_raw(self, rows: slice | list[int], region: Any) -> np.ndarray:
+        if self._direct is not None:
+            try:
+                return self._read_direct(rows, region)
+            except OSError as err:
+                raise InputError(
+                    self.path, f"cannot read {self.describe()} (corrupt file? {err})"
+                ) from None
         with H5_LOCK:
             if self._file is not None and not self._owned and not self._file.id.valid:
                 self._file, self._owned = None, True  # the caller closed its file
@@ -91,6 +128,8 @@ class HDF5Stack(ImageStack):
                 self._file, self._owned = None, True
             if self._file is None:
                 self._file, self._owned = open_h5(self.path), True
+            if self._direct is not None and self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY)
             self._depth += 1
         return self
 
@@ -107,6 +146,9 @@ class HDF5Stack(ImageStack):
             if self._file is not None and self._owned:
                 self._file.close()
                 self._file = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def _inspect(f: h5py.File, key: str, require_stack: bool) -> tuple[tuple[int, ...], np.dtype]:
