@@ -4,11 +4,11 @@
     python bench/bench_pipeline.py --psz 64 --mbsz 8     # a CPU-sized setting
 
 A synthetic pair file (``--slices`` noisy/clean 1024x1024 float32 slices) is written
-three ways: contiguous (h5py's default, TomoGAN's files; read by mapping the bytes),
-chunked by slice, and chunked with gzip (both read through h5py under its lock). For
-each, `patch_dataset` streams training elements (TomoGAN's defaults: 3 batches an
-iteration, neighbours of depth 3, per-image normalisation, dihedral augmentation) and
-the figure is patches/s, set against three references:
+three ways: contiguous (h5py's default, TomoGAN's files), chunked by slice (both read
+with os.pread by `DirectReader`, without a lock), and chunked with gzip (read through
+h5py under its lock). For each, `patch_dataset` streams training elements (TomoGAN's
+defaults: 3 batches an iteration, neighbours of depth 3, per-image normalisation,
+dihedral augmentation) and the figure is patches/s, set against two references:
 
 - the demand of a fast GPU at the TomoGAN defaults: 10 iterations/s, so
   10 x 3 x batch patches/s (the issue asks for 5x that);

@@ -79,9 +79,9 @@ def run_package(
     import keras
     import numpy as np
     import tensorflow as tf
-    from tomogan_tf.utils.graph import tune_graph_optimizer
 
     from tomogan_tf.training import TrainConfig, build_trainer
+    from tomogan_tf.utils.graph import tune_graph_optimizer
 
     tune_graph_optimizer()  # as the tools do
     with tempfile.TemporaryDirectory() as tmp:

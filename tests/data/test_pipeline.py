@@ -21,6 +21,7 @@ from tomogan_tf.data import (
 )
 from tomogan_tf.data.sources import base as sources_base
 from tomogan_tf.data.sources import open_hdf5
+from tomogan_tf.data.sources.hdf5_direct import DirectReader
 from tomogan_tf.errors import InputError
 
 IDENTITY = Normalizer(0.0, 1.0, margin=1e6)
@@ -112,14 +113,20 @@ def test_stream_is_a_function_of_seed_and_position(index_file):
 def test_pipeline_reads_only_patch_sized_hyperslabs(index_file, monkeypatch):
     path, shape = index_file
     largest = []
-    original = h5py.Dataset.__getitem__
 
-    def spy(self, selection):
-        out = original(self, selection)
-        largest.append(np.size(out))
-        return out
+    def spy_on(owner, name):
+        original = getattr(owner, name)
 
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+        def spy(self, *args):
+            out = original(self, *args)
+            largest.append(np.size(out))
+            return out
+
+        monkeypatch.setattr(owner, name, spy)
+
+    # Unfiltered datasets are read by DirectReader, anything else by h5py.
+    spy_on(h5py.Dataset, "__getitem__")
+    spy_on(DirectReader, "read")
     reader = StackReader.open(path, "ns", "gt", depth=3)
     for _ in patch_dataset(reader, 16, 4, IDENTITY, group=2).take(3):
         pass

@@ -82,22 +82,27 @@ class DirectReader:
         return cls(dtype, dataset.shape, dataset.chunks, offsets, fill)
 
     def read(self, fd: int, box: tuple[slice, ...]) -> np.ndarray:
-        """The values of ``box`` (one unit-step slice per axis) read through ``fd``."""
-        bounds = []
+        """The values of ``box`` (one slice per axis, steps >= 1) read through ``fd``.
+
+        A strided slice reads the rows its span covers and keeps every step-th, as
+        h5py would (it, too, refuses negative steps).
+        """
+        bounds, steps = [], []
         for axis, n in zip(box, self.shape, strict=True):
             start, stop, step = axis.indices(n)
-            if step != 1:
-                raise ValueError("direct reads take unit-step slices only")
+            if step < 1:
+                raise ValueError("direct reads take slices with positive steps only")
             bounds.append((start, max(start, stop)))
+            steps.append(slice(None, None, step))
         out = np.full([b - a for a, b in bounds], self.fill, self.dtype)
         if out.size == 0:
-            return out
+            return out[tuple(steps)]
         corners = [range(a // c * c, b, c) for (a, b), c in zip(bounds, self.chunks, strict=True)]
         for corner in _product(corners):
             offset = self.offsets.get(corner)
             if offset is not None:
                 self._read_block(fd, offset, corner, bounds, out)
-        return out
+        return out[tuple(steps)] if any(s.step != 1 for s in steps) else out
 
     def _read_block(self, fd, offset, corner, bounds, out) -> None:
         """Copy the part of the stored block at ``corner`` that ``bounds`` covers into ``out``.
