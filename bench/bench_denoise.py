@@ -24,18 +24,23 @@ import numpy as np
 
 
 def run_denoise(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one denoise process."""
+    """Wall seconds and peak RSS (MiB) of one denoise process.
+
+    Its stderr goes to a temporary file rather than a pipe, so a chatty process cannot
+    block on a full pipe while we wait for it.
+    """
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tomogan_tf.denoise", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    stderr = proc.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"denoise failed: {stderr}")
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tomogan_tf.denoise", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.seek(0)
+            raise SystemExit(f"denoise failed: {log.read().decode()[-4000:]}")
     return elapsed, usage.ru_maxrss / 1024
 
 

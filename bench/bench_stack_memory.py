@@ -13,29 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
 
 import h5py
 import numpy as np
-
-
-def denoise(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one denoise process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tomogan_tf.denoise", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    stderr = proc.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"denoise failed: {stderr[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+from bench_denoise import run_denoise  # run as a script: bench/ is on sys.path
 
 
 def write_stack(path: str, n: int, size: int) -> None:
@@ -64,7 +46,7 @@ def main() -> None:
                 if not os.path.exists(path):
                     write_stack(path, n, args.size)
                 out = os.path.join(tmp, f"out{n}{suffix}")
-                seconds, peak = denoise(["--input", path, "--output", out, *args.extra])
+                seconds, peak = run_denoise(["--input", path, "--output", out, *args.extra])
                 os.remove(out)
                 reference = reference or peak
                 mpix = n * args.size**2 / 1e6 / seconds
