@@ -24,7 +24,7 @@ from tomogan_tf.training.run_dir import RunDir
 RNG = np.random.default_rng(0)
 # Small inputs every family accepts: a multiple of 8 for ADL, quarter scale 2 px.
 SHAPES = {"tomogan": (2, 32, 32, 1), "adl": (2, 16, 16, 1), "idgan": (2, 16, 16, 1)}
-SHAPES["adl3d"] = (1, 8, 16, 16, 1)
+SHAPES["adl3d"] = (1, 8, 8, 8, 1)
 
 
 def family_trainer(name: str, **overrides) -> GANTrainer:
@@ -225,6 +225,7 @@ def test_family_defaults_and_overrides():
     [
         ({"model": "adl", "residual": True}, "--residual applies to --model tomogan only"),
         ({"model": "adl3d", "depth": 3}, "--depth must be 1"),
+        ({"model": "adl3d", "psz": 8}, "cubes of side --psz: it must be at least 16, got 8"),
         ({"model": "adl3d", "lperc": 1.0, "vgg_weights": "x.h5"}, "needs --lperc 0"),
         ({"model": "adl", "ll1": 0, "lpyr": 0, "lhist": 0}, "must be positive"),
         ({"model": "adl", "d_every": 0}, "--d_every must be at least 1"),

@@ -49,10 +49,11 @@ def test_short_training_lowers_the_loss(pair_file, gan_loss):
     data = patch_dataset(reader, 16, 8, norm, group=trainer.group_size)
     noisy, clean = next(iter(data))
     before = batch_mse(generator, noisy[0], clean[0].numpy())
-    history = trainer.fit(data, steps_per_epoch=40, epochs=1, verbose=0, shuffle=False)
+    # 20 steps: measured 0.14 x the MSE before, with every loss (0.05 x at 30 steps).
+    history = trainer.fit(data, steps_per_epoch=20, epochs=1, verbose=0, shuffle=False)
     after = batch_mse(generator, noisy[0], clean[0].numpy())
     assert after < 0.5 * before
-    assert int(trainer.iteration.numpy()) == 40
+    assert int(trainer.iteration.numpy()) == 20
     assert {"g_loss", "mse", "adv", "d_loss"} <= set(history.history)
     assert np.isfinite(history.history["d_loss"][-1])
 
@@ -96,9 +97,8 @@ def test_validation_pads_odd_sizes_and_reports_psnr(pair_file):
     assert padded.shape == (2, 24, 32, 1) and (int(h), int(w)) == (21, 27)
 
 
-def test_run_directory_holds_config_logs_checkpoints_and_models(pair_file, tmp_path):
-    logdir = str(tmp_path / "run")
-    metrics = train(tiny_config(pair_file, logdir, maxiter=10), verbose=0)
+def test_run_directory_holds_config_logs_checkpoints_and_models(finished_run):
+    _, logdir, metrics = finished_run
     assert {"psnr", "psnr_noisy", "ssim", "ssim_noisy", "iteration"} <= set(metrics)
     with open(os.path.join(logdir, "config.json")) as f:
         saved = json.load(f)
@@ -114,7 +114,7 @@ def test_run_directory_holds_config_logs_checkpoints_and_models(pair_file, tmp_p
         assert os.path.isfile(os.path.join(logdir, name))
     generator = keras.models.load_model(os.path.join(logdir, "generator_last.keras"))
     assert generator.output_shape == (None, None, None, 1)
-    assert tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints")).endswith("ckpt-10")
+    assert tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints")).endswith("ckpt-5")
     tags = event_tags(os.path.join(logdir, "logs"))
     assert {"train/mse", "train/d_loss", "val/psnr", "val/ssim"} <= tags
     assert "val/noisy_denoised_clean" in tags
@@ -212,7 +212,8 @@ def test_a_failed_first_start_does_not_lock_the_run_directory(pair_file, tmp_pat
     logdir = str(tmp_path / "run")
     with pytest.raises(InputError, match="VGG19 weights file not found"):
         train(tiny_config(pair_file, logdir, psz=32, vgg_weights=str(tmp_path / "no.h5")))
-    metrics = train(tiny_config(pair_file, logdir, maxiter=5), verbose=0)  # other settings
+    # Other settings (no critic: the cheapest run to trace) start in the same directory.
+    metrics = train(tiny_config(pair_file, logdir, maxiter=5, ladv=0), verbose=0)
     assert metrics["iteration"] == 5
 
 

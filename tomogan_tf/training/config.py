@@ -494,6 +494,12 @@ class TrainConfig:
             problems.append("--residual applies to --model tomogan only")
         if data.psz < 8 or data.psz % 8:
             problems.append(f"--psz must be a positive multiple of 8, got {data.psz}")
+        elif model.dims == 3 and data.psz < 16:
+            # Validation cubes have side --psz, and SSIM needs 11x11 windows in each slice.
+            problems.append(
+                f"--model {model.family} validates on cubes of side --psz:"
+                f" it must be at least 16, got {data.psz}"
+            )
         if max(loss.lmse, loss.ll1, loss.lpyr, loss.lhist) == 0:
             problems.append("one of --lmse, --ll1, --lpyr, --lhist must be positive")
         if loss.uses_perceptual and model.dims == 3:
