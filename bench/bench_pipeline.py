@@ -26,7 +26,8 @@ import time
 import h5py
 import numpy as np
 
-from tomogan_tf.data import PerImageNormalization, StackReader, patch_dataset
+from tomogan_tf.data import StackReader, patch_dataset
+from tomogan_tf.data.normalization import PerImageNormalization
 
 GPU_ITERATIONS_PER_S = 10
 GROUP = 3  # one generator and two critic batches per iteration

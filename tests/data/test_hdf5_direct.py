@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import h5py
@@ -106,3 +107,33 @@ def test_a_truncated_file_is_named_in_one_line(tmp_path):
         f.truncate(500_000)  # the metadata survives, most of the data does not
     with pytest.raises(InputError, match=r"cut\.h5: cannot read dataset 'x' \(corrupt file\?"):
         stack.read([60])
+
+
+def test_a_read_in_flight_keeps_the_file_open_past_the_stacks_close(layouts, monkeypatch):
+    """tf.data's threads may still be reading when ``with`` ends: their descriptor must
+    stay theirs until the read is done (closing it under them failed with EBADF, and
+    the reader then closed the number a second time, whoever held it by then)."""
+    from tomogan_tf.data.sources.hdf5_direct import DirectReader
+
+    inside, finish, seen = threading.Event(), threading.Event(), {}
+    real_read = DirectReader.read
+
+    def slow_read(self, fd, box):
+        seen["fd"] = fd
+        inside.set()
+        assert finish.wait(timeout=10)
+        return real_read(self, fd, box)
+
+    monkeypatch.setattr(DirectReader, "read", slow_read)
+    results = {}
+    stack = open_stack(layouts, "contiguous")
+    with stack:
+        thread = threading.Thread(target=lambda: results.update(out=stack.read([4])))
+        thread.start()
+        assert inside.wait(timeout=10)
+    os.fstat(seen["fd"])  # closed by the stack's owner, still open for the reader
+    finish.set()
+    thread.join(timeout=10)
+    np.testing.assert_array_equal(results["out"], STACK[4:5])
+    with pytest.raises(OSError):  # the last user closed it
+        os.fstat(seen["fd"])

@@ -4,6 +4,7 @@ layout registry (tomogan_tf.data.layouts)."""
 from __future__ import annotations
 
 import gc
+import os
 import re
 import types
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +155,24 @@ def test_open_sink_picks_the_sink_the_output_name_asks_for(files, tmp_path):
     with pytest.raises(InputError, match=r"DICOM output .* needs a DICOM input"):
         open_sink(str(tmp_path / "series/"), source, np.float32)
     assert DicomSeriesSink.format == "dicom"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+def test_npy_sink_writes_batches_at_their_offsets(tmp_path, dtype):
+    path = str(tmp_path / "out.npy")
+    with SliceSink(path, STACK.shape, dtype) as sink:
+        sink.write(0, STACK[:2])
+        sink.write(3, STACK[3:])  # slice 2 never written: zeros, as a fresh array
+        assert not os.path.exists(path)  # nothing published before the block ends
+    expected = STACK.astype(dtype)
+    expected[2] = 0
+    out = np.load(path)
+    assert out.dtype == dtype and out.shape == STACK.shape
+    np.testing.assert_array_equal(out, expected)
+    image = str(tmp_path / "image.npy")
+    with SliceSink(image, (1, 6, 7), dtype, single_image=True) as sink:
+        sink.write(0, STACK[4:5])
+    np.testing.assert_array_equal(np.load(image), STACK[4])
 
 
 # ---------------------------------------------------------------- layouts

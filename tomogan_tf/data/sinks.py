@@ -92,13 +92,39 @@ class SliceSink(AtomicFileSink):
                 for name, value in self.attrs.items():
                     self._target.attrs[name] = value
         elif self.format == "npy":
-            self._target = np.lib.format.open_memmap(
-                self.tmp, mode="w+", dtype=self.dtype, shape=final_shape
-            )
+            self._open_npy(final_shape)
         else:
             import tifffile
 
             self._handle = tifffile.TiffWriter(self.tmp, bigtiff=self._bigtiff())
+
+    def _open_npy(self, shape: tuple[int, ...]) -> None:
+        """An ``.npy`` header, then the data area at its full size (sparse, zero-filled).
+
+        Batches go in with ``os.pwrite`` at their offset, not through a memory map, whose
+        dirty pages would count in the process's memory until written back, growing with
+        the stack's length.
+        """
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": shape,
+        }
+        self._handle = open(self.tmp, "wb")  # noqa: SIM115 (closed by _close)
+        try:
+            np.lib.format.write_array_header_1_0(self._handle, header)
+        except ValueError:  # a header over 64 KiB (never for three dimensions)
+            np.lib.format.write_array_header_2_0(self._handle, header)
+        self._data_offset = self._handle.tell()
+        self._handle.truncate(self._data_offset + int(np.prod(shape)) * self.dtype.itemsize)
+        self._handle.flush()
+
+    def _write_npy(self, start: int, data: np.ndarray) -> None:
+        offset = self._data_offset + start * int(np.prod(data.shape[1:])) * self.dtype.itemsize
+        view = memoryview(np.ascontiguousarray(data)).cast("B")
+        while view:  # one pwrite moves at most ~2 GiB on Linux
+            written = os.pwrite(self._handle.fileno(), view, offset)
+            view, offset = view[written:], offset + written
 
     def _bigtiff(self) -> bool:
         return int(np.prod(self.shape)) * self.dtype.itemsize > 2**31
@@ -113,10 +139,9 @@ class SliceSink(AtomicFileSink):
                 else:
                     self._target[start : start + len(data)] = data
         elif self.format == "npy":
-            if self.single_image:
-                self._target[...] = data[0]
-            else:
-                self._target[start : start + len(data)] = data
+            self._write_npy(
+                0 if self.single_image else start, data[:1] if self.single_image else data
+            )
         else:
             for image in data:
                 self._handle.write(image, contiguous=True, photometric="minisblack")
@@ -127,10 +152,6 @@ class SliceSink(AtomicFileSink):
                 self._target = None
                 if self._handle is not None:
                     self._handle.close()
-        elif self.format == "npy":
-            if self._target is not None:
-                self._target.flush()
-            self._target = None
         elif self._handle is not None:
             self._handle.close()
 

@@ -8,6 +8,7 @@ run directory holds, and how it survives crashes, is `tomogan_tf.training.run_di
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -27,10 +28,12 @@ from tomogan_tf.errors import InputError
 from tomogan_tf.losses import VGGPerceptualLoss, load_vgg
 from tomogan_tf.models import build_discriminator, build_generator
 from tomogan_tf.training.callbacks import RunCheckpoint, StopAtIteration, TensorBoardLogger
-from tomogan_tf.training.config import TrainConfig
+from tomogan_tf.training.config import RunConfig, TrainConfig
 from tomogan_tf.training.run_dir import RunDir
 from tomogan_tf.training.trainer import GANTrainer
 from tomogan_tf.utils.precision import loss_scaled, resolve, unscaled, with_precision
+
+TRAINING_PRECISION = next(f.default for f in dataclasses.fields(RunConfig) if f.name == "precision")
 
 PANEL_IMAGES = 3
 
@@ -76,6 +79,10 @@ def build_trainer(config: TrainConfig) -> GANTrainer:
     if loss.lperc > 0 and perceptual is None:
         logging.info("--vgg_weights none: training without the perceptual term")
     chosen = resolve(config.run.precision)
+    if config.run.precision == TRAINING_PRECISION:  # the default, not necessarily asked for
+        chosen = dataclasses.replace(
+            chosen, reason="the training default; --precision auto picks per device"
+        )
     logging.info("%s", chosen.describe())
     generator = with_precision(generator, chosen.policy)
     if discriminator is not None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from tomogan_tf.data.hdf5 import H5_LOCK, check_numeric, find_dataset, open_h5
 from tomogan_tf.data.sources.base import ImageStack, check_image_shape, pick, stack_shape
-from tomogan_tf.data.sources.hdf5_direct import DirectReader
+from tomogan_tf.data.sources.hdf5_direct import DirectReader, SharedFd
 from tomogan_tf.errors import InputError
 
 
@@ -46,7 +46,7 @@ class HDF5Stack(ImageStack):
         self._file: h5py.File | None = file
         self._owned = file is None
         self._depth = 0
-        self._fd: int | None = None
+        self._fd: SharedFd | None = None
         with H5_LOCK:
             if file is None:
                 with open_h5(self.path) as f:
@@ -65,7 +65,10 @@ class HDF5Stack(ImageStack):
 
     def _read_direct(self, rows: slice | list[int], region: Any) -> np.ndarray:
         direct, box = self._direct, tuple(region)
-        fd = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY)
+        shared = self._fd  # the stack's open file, unless a close takes it first
+        if shared is None or not shared.acquire():
+            shared = None
+        fd = shared.fd if shared is not None else os.open(self.path, os.O_RDONLY)
         try:
             if len(direct.shape) == 2:
                 block = direct.read(fd, box)[None]
@@ -78,7 +81,9 @@ class HDF5Stack(ImageStack):
                 return pick(block, unique[0], rows)
             return np.concatenate([direct.read(fd, (slice(i, i + 1), *box)) for i in rows])
         finally:
-            if fd != self._fd:
+            if shared is not None:
+                shared.release()
+            else:
                 os.close(fd)
 
     def _fetch(self, dset: h5py.Dataset, rows: slice | list[int], region: Any) -> np.ndarray:
@@ -129,7 +134,7 @@ class HDF5Stack(ImageStack):
             if self._file is None:
                 self._file, self._owned = open_h5(self.path), True
             if self._direct is not None and self._fd is None:
-                self._fd = os.open(self.path, os.O_RDONLY)
+                self._fd = SharedFd(self.path)
             self._depth += 1
         return self
 
@@ -146,9 +151,9 @@ class HDF5Stack(ImageStack):
             if self._file is not None and self._owned:
                 self._file.close()
                 self._file = None
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            shared, self._fd = self._fd, None
+            if shared is not None:
+                shared.release()  # closed now, or by the last reader still inside a read
 
 
 def _inspect(f: h5py.File, key: str, require_stack: bool) -> tuple[tuple[int, ...], np.dtype]:

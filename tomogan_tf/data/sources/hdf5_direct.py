@@ -14,6 +14,7 @@ Compressed (or otherwise filtered) datasets have no such layout and stay with h5
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import h5py
@@ -26,6 +27,36 @@ MAX_CHUNKS = 1_000_000
 
 class ShortRead(OSError):
     """The file ends before the dataset's bytes do (a truncated file)."""
+
+
+class SharedFd:
+    """A read-only file descriptor that stays open until its owner and every reader are done.
+
+    tf.data's reader threads may still be inside ``pread`` when the stack's ``with``
+    block ends; closing the descriptor under them would make their reads fail (EBADF)
+    or, once the number is reused, read another file. So the owner `release`s its
+    reference, each reader `acquire`s one for the length of its read, and the last
+    `release` closes the descriptor.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        self._users = 1  # the owner
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        """Take a reference; False once the descriptor is closed (open your own)."""
+        with self._lock:
+            if self._users == 0:
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                os.close(self.fd)
 
 
 class DirectReader:
