@@ -13,7 +13,9 @@ the finite check run after it, in parallel.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import h5py
@@ -63,13 +65,25 @@ class HDF5Stack(ImageStack):
         """Whether reads bypass h5py and its lock (an unfiltered dataset; see the module)."""
         return self._direct is not None
 
+    @contextlib.contextmanager
+    def _descriptor(self) -> Iterator[int]:
+        """A descriptor of the file for one read: the stack's open one, else a new one."""
+        shared = self._fd  # unless a close takes it first: then acquire() says so
+        if shared is not None and shared.acquire():
+            try:
+                yield shared.fd
+            finally:
+                shared.release()
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     def _read_direct(self, rows: slice | list[int], region: Any) -> np.ndarray:
         direct, box = self._direct, tuple(region)
-        shared = self._fd  # the stack's open file, unless a close takes it first
-        if shared is None or not shared.acquire():
-            shared = None
-        fd = shared.fd if shared is not None else os.open(self.path, os.O_RDONLY)
-        try:
+        with self._descriptor() as fd:
             if len(direct.shape) == 2:
                 block = direct.read(fd, box)[None]
                 return block if isinstance(rows, slice) else block[[0] * len(rows)]
@@ -80,11 +94,6 @@ class HDF5Stack(ImageStack):
                 block = direct.read(fd, (slice(unique[0], unique[-1] + 1), *box))
                 return pick(block, unique[0], rows)
             return np.concatenate([direct.read(fd, (slice(i, i + 1), *box)) for i in rows])
-        finally:
-            if shared is not None:
-                shared.release()
-            else:
-                os.close(fd)
 
     def _fetch(self, dset: h5py.Dataset, rows: slice | list[int], region: Any) -> np.ndarray:
         """Raw values of ``rows`` at ``region``; the caller holds `H5_LOCK`."""
