@@ -95,7 +95,7 @@ def run(
             traceback.print_exc()
             _exit(1)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=_flags_parser(prog))
 
 
 PRECISION_HELP = (
@@ -125,6 +125,24 @@ def _define_main_module_flags(define_flags: Callable[[], None]) -> None:
     for name in flags.FLAGS:
         if name not in before:
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
+
+
+def _flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
+    """absl's flag parsing, with a bad flag reported like any other bad input.
+
+    absl's own parser prints "FATAL Flags parsing error" and exits 1; a mistyped flag
+    or value (``--precision fast``, ``--maxiter ten``) is bad input: one line, exit 2.
+    """
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as err:
+            message = " ".join(str(err).split())  # absl's suggestions span lines
+            _exit(EXIT_BAD_INPUT, f"{prog}: error: {message} (--help lists the flags)")
+            raise  # not reached: _exit leaves the process
+
+    return parse
 
 
 def _one_line_warning(prog: str):

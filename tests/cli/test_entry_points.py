@@ -124,6 +124,22 @@ def test_console_script_reports_bad_input_like_python_m(tool):
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "tool, flag, problem",
+    [
+        ("denoise", "--precision=fast", "flag --precision=fast: value should be one of <auto|"),
+        ("train", "--maxiter=ten", "flag --maxiter=ten: invalid literal for int()"),
+    ],
+)
+def test_a_bad_flag_value_is_bad_input_with_one_line(tool, flag, problem):
+    # absl alone prints "FATAL Flags parsing error" and a hint, and exits 1.
+    result = run_module(f"tomogan_tf.{tool}", flag)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"tomogan_tf.{tool}: error: {problem}"), lines
+
+
 # train's flags are generated from the settings (the other tools' are written out and
 # registered the same way, by cli.run).
 @pytest.mark.slow
