@@ -72,6 +72,15 @@ def model_dir(tmp_path, random_generator):
     return write_model_dir(tmp_path / "run", random_generator)
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, random_generator) -> tuple[str, str]:
+    """A run directory and its SavedModel, exported once for the serving tests (they
+    only read it): an export traces the model, seconds on this CPU."""
+    model_dir = write_model_dir(tmp_path_factory.mktemp("run"), random_generator)
+    base = str(tmp_path_factory.mktemp("serving") / "tomogan")
+    return model_dir, export_savedmodel(model_dir, base)
+
+
 def test_receptive_field_radius_of_tomogan(random_generator):
     radius = receptive_field_radius(lambda x: random_generator(x).numpy(), 1, 8)
     assert 24 <= radius <= 96 and radius % 8 == 0
@@ -239,8 +248,8 @@ def test_existing_output_needs_overwrite(tmp_path, model_dir):
     assert np.load(dst).shape == (3,)
 
 
-def test_export_serves_any_size_and_matches_keras(tmp_path, model_dir):
-    target = export_savedmodel(model_dir, str(tmp_path / "serving" / "tomogan"))
+def test_export_serves_any_size_and_matches_keras(tmp_path, exported):
+    model_dir, target = exported
     assert target.endswith(os.path.join("tomogan", "1"))
     signature = tf.saved_model.load(target).signatures["serving_default"]
     den = Denoiser.load(model_dir)
@@ -254,20 +263,25 @@ def test_export_serves_any_size_and_matches_keras(tmp_path, model_dir):
     assert meta["depth"] == 1 and meta["normalization"]["low"] == 100.0
     again = Denoiser.load(os.path.dirname(target))  # a TF Serving base folder works too
     np.testing.assert_allclose(again(noisy[..., 0]), den(noisy[..., 0]), rtol=1e-5, atol=1e-3)
+    # The next export into the base folder is the next version (version 1 stays).
     assert export_savedmodel(model_dir, os.path.dirname(target)).endswith("2")
 
 
-def test_export_refuses_an_existing_version(tmp_path, model_dir):
-    base = str(tmp_path / "tomogan")
-    export_savedmodel(model_dir, base, version=3)
-    result = run_module("tomogan_tf.export", "--model", model_dir, "--out", base, "--version", "3")
+def test_export_refuses_an_existing_version(exported):
+    model_dir, target = exported
+    base, version = os.path.split(target)
+    before = sorted(os.listdir(target))
+    result = run_module(
+        "tomogan_tf.export", "--model", model_dir, "--out", base, "--version", version
+    )
     assert result.returncode == 2 and "already exists" in result.stderr
     assert not glob.glob(os.path.join(base, ".tmp*"))
+    assert sorted(os.listdir(target)) == before  # the existing version is left alone
 
 
-def test_saved_model_cli_runs_the_signature(tmp_path, model_dir):
+def test_saved_model_cli_runs_the_signature(tmp_path, exported):
     # saved_model_cli executes a signature the way TF Serving does.
-    target = export_savedmodel(model_dir, str(tmp_path / "m"))
+    model_dir, target = exported
     noisy = np.random.default_rng(7).uniform(100, 300, (1, 21, 19, 1)).astype(np.float32)
     np.save(tmp_path / "noisy.npy", noisy)
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
