@@ -18,11 +18,11 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
-from typing import Any
+
+from tomogan_tf.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -70,13 +70,4 @@ def _check_keras_backend() -> None:
 _check_keras_backend()
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'tomogan_tf' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

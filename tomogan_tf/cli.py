@@ -4,9 +4,11 @@ A tool module (`tomogan_tf.denoise`, ``evaluate``, ``export``, ``train``) holds 
 ``define_flags()``, an absl ``main(argv)`` and a ``run()`` (its console-script entry
 point) that hands both to `run` here. Importing a tool does nothing: no flags are
 defined (so several tools can be imported into one notebook or test process
-without absl's ``DuplicateFlagError``) and TensorFlow is not imported, because a
-tool must silence TensorFlow's C++ start-up notices before TensorFlow loads, so that
-an error is one clear line on stderr. Library code never reaches into these modules;
+without absl's ``DuplicateFlagError``) and TensorFlow is not imported. A running tool
+defines and parses its flags and checks its input files before TensorFlow loads (a
+typo in a path is reported in about a second), and TensorFlow loads, with its C++
+start-up notices muted so that an error is one clear line on stderr, only when the
+first module that needs it is imported. Library code never reaches into these modules;
 they are thin shells around `tomogan_tf.inference`, `tomogan_tf.serving` and
 `tomogan_tf.training`.
 """
@@ -25,12 +27,11 @@ from typing import TYPE_CHECKING
 
 from absl import flags
 
-from tomogan_tf._quiet import import_tensorflow_quietly
+from tomogan_tf._quiet import mute_tensorflow_startup
 from tomogan_tf.errors import InputError
-from tomogan_tf.utils.graph import tune_graph_optimizer
 
 if TYPE_CHECKING:
-    import tensorflow as tf
+    pass
 
 EXIT_BAD_INPUT = 2
 
@@ -50,23 +51,21 @@ def run(
 ) -> None:
     """Run an absl ``main``; bad input becomes one line on stderr and exit code 2.
 
-    In order: TensorFlow is imported with its start-up notices muted, Grappler is
-    turned off on CPU-only machines (`tune_graph_optimizer`), the tool's
-    flags are defined (``define_flags``), absl parses the command line (``--help``
-    prints ``doc``, the tool module's docstring, and the tool's flags whichever way
-    it was started) and ``main`` runs.
+    In order: TensorFlow's start-up is set to run muted and to be followed by the
+    tools' TensorFlow set-up (`_set_up_tensorflow`) whenever it loads, the tool's flags
+    are defined (``define_flags``), absl parses the command line (``--help`` prints
+    ``doc``, the tool module's docstring, and the tool's flags whichever way it was
+    started) and ``main`` runs. None of this imports TensorFlow: ``main`` checks its
+    inputs with TensorFlow-free code and imports the library parts that need it after.
 
     Failures leave through `os._exit`: a live tf.data iterator whose reader threads
     are inside Python can hang interpreter shutdown, and a tool that hangs after
     reporting an error, or after Ctrl-C, is worse than one that skips the clean-up
     (every file we write is complete and renamed into place before we get here).
     """
-    import_tensorflow_quietly()
-    import tensorflow as tf
     from absl import app, logging
 
-    tune_graph_optimizer()
-
+    mute_tensorflow_startup(after=_set_up_tensorflow)
     if define_flags is not None and prog not in _DEFINED:
         _define_main_module_flags(define_flags)
         _DEFINED.add(prog)
@@ -77,23 +76,19 @@ def run(
     def guarded(argv: list[str]) -> None:
         logging.get_absl_handler().python_handler.addFilter(_only_our_info)
         warnings.formatwarning = _one_line_warning(prog)
-        tf.get_logger().setLevel(pylogging.WARNING)
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
         try:
             main(argv)
         except InputError as err:
             _exit(EXIT_BAD_INPUT, f"{prog}: error: {err}")
-        except tf.errors.OpError as err:
+        except KeyboardInterrupt:
+            _exit(130, f"{prog}: interrupted")
+        except Exception as err:
             original = unwrap_input_error(err)
             if original is None:
                 traceback.print_exc()
                 _exit(1)
             _exit(EXIT_BAD_INPUT, f"{prog}: error: {original}")
-        except KeyboardInterrupt:
-            _exit(130, f"{prog}: interrupted")
-        except Exception:
-            traceback.print_exc()
-            _exit(1)
 
     app.run(guarded, flags_parser=_flags_parser(prog))
 
@@ -166,8 +161,22 @@ def _only_our_info(record: pylogging.LogRecord) -> bool:
     return record.levelno >= pylogging.WARNING or "tomogan_tf" in record.pathname
 
 
-def unwrap_input_error(err: tf.errors.OpError) -> InputError | None:
-    """The `InputError` a tf.data reader raised, recovered from the TF error wrapping it."""
+def _set_up_tensorflow(tf) -> None:
+    """What the tools set once TensorFlow has loaded: Grappler by device, quiet logger."""
+    from tomogan_tf.utils.graph import tune_graph_optimizer
+
+    tune_graph_optimizer()
+    tf.get_logger().setLevel(pylogging.WARNING)
+
+
+def unwrap_input_error(err: BaseException) -> InputError | None:
+    """The `InputError` a tf.data reader raised, recovered from the TF error wrapping it.
+
+    None for anything that is not such a TensorFlow error.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(err, tf.errors.OpError):
+        return None
     wrapped = _WRAPPED.search(err.message or "")
     return None if wrapped is None else InputError(None, wrapped.group(1).strip())
 

@@ -44,9 +44,9 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """This tool's flags; defined only when it runs (see `tomogan_tf.cli`)."""
+    from tomogan_tf.choices import INFERENCE
     from tomogan_tf.data.layouts import LAYOUTS
     from tomogan_tf.data.sinks import OUTPUT_DTYPES
-    from tomogan_tf.inference import INFERENCE
 
     flags.DEFINE_string(
         "model", None, "Run directory, .keras file or SavedModel (default: shipped)."
@@ -119,11 +119,11 @@ def define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     """Denoise ``--input`` into ``--output``; print one line saying what was written."""
-    # The library (and TensorFlow) loads only now, after `cli.run` muted its start-up.
+    # The library loads only now; TensorFlow (muted by `cli.run`) with the model.
     from tomogan_tf.data.layouts import LAYOUTS, get_layout
     from tomogan_tf.data.sinks import output_dtype
     from tomogan_tf.data.sources import file_format
-    from tomogan_tf.inference import Denoiser
+    from tomogan_tf.inference.loaders import locate_model
 
     cli.check_no_arguments(argv)
     if not FLAGS.input or not FLAGS.output:
@@ -146,25 +146,30 @@ def main(argv: list[str]) -> None:
     for name, least in (("tile", 1), ("batch", 1), ("overlap", 0)):
         if FLAGS[name].value is not None and FLAGS[name].value < least:
             raise InputError(None, f"--{name} must be at least {least}")
-    denoiser = Denoiser.load(
-        FLAGS.model,
-        tile=FLAGS.tile,
-        margin=FLAGS.overlap,
-        batch_size=FLAGS.batch,
-        inference=FLAGS.inference,
-        strict=FLAGS.strict,
-        precision=FLAGS.precision,
-    )
-    print(f"{denoiser.name}: {denoiser.precision.describe()}", flush=True)
-    layout = get_layout(FLAGS.layout or denoiser.trained["layout"])
+    # The model's record and the input are checked before the model (and TensorFlow) loads.
+    found = locate_model(FLAGS.model)
+    layout = get_layout(FLAGS.layout or found.trained["layout"])
     if not layout.accepts(FLAGS.input):
         if FLAGS.layout:
             raise InputError(FLAGS.input, f"--layout {layout.name} needs an HDF5 input")
         # e.g. a model trained on Data Exchange projections, given a TIFF of projections
         layout = get_layout(LAYOUTS[0])
-    start = time.perf_counter()
-    attrs = {"source": os.path.abspath(FLAGS.input), "model": denoiser.name}
-    with layout.open_input(FLAGS.input, FLAGS.input_key, denoiser.trained) as source:
+    attrs = {"source": os.path.abspath(FLAGS.input)}
+    with layout.open_input(FLAGS.input, FLAGS.input_key, found.trained) as source:
+        from tomogan_tf.inference import Denoiser
+
+        denoiser = Denoiser.load(
+            found.path,
+            tile=FLAGS.tile,
+            margin=FLAGS.overlap,
+            batch_size=FLAGS.batch,
+            inference=FLAGS.inference,
+            strict=FLAGS.strict,
+            precision=FLAGS.precision,
+        )
+        print(f"{denoiser.name}: {denoiser.precision.describe()}", flush=True)
+        start = time.perf_counter()
+        attrs["model"] = denoiser.name
         if source.key and source.key == FLAGS.input_key:  # the dataset --input_key named
             attrs["source_key"] = source.key
         dtype = output_dtype(FLAGS.dtype or layout.default_dtype, source.dtype)

@@ -28,8 +28,8 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """This tool's flags; defined only when it runs (see `tomogan_tf.cli`)."""
+    from tomogan_tf.choices import INFERENCE
     from tomogan_tf.data.layouts import LAYOUTS
-    from tomogan_tf.inference import INFERENCE
 
     flags.DEFINE_string(
         "model", None, "Run directory, .keras file or SavedModel (default: shipped)."
@@ -61,14 +61,16 @@ def define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     """Score ``--model`` on ``--h5``; print one line of figures (and write ``--json``)."""
-    # The library (and TensorFlow) loads only now, after `cli.run` muted its start-up.
-    from tomogan_tf.inference import Denoiser, evaluate
+    from tomogan_tf.inference.loaders import locate_model
 
     cli.check_no_arguments(argv)
     if not FLAGS.h5:
         raise InputError(None, "--h5 is required")
     if FLAGS.json and same_file(FLAGS.json, FLAGS.h5):
         raise InputError(FLAGS.json, "is the input file; choose another --json")
+    locate_model(FLAGS.model)  # a wrong --model is reported before TensorFlow loads
+    from tomogan_tf.inference import Denoiser, evaluate
+
     denoiser = Denoiser.load(
         FLAGS.model, inference=FLAGS.inference, strict=FLAGS.strict, precision=FLAGS.precision
     )

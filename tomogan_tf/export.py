@@ -35,12 +35,14 @@ def define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     """Export ``--model`` to ``--out/VERSION``; print where and which signatures."""
-    # The library (and TensorFlow) loads only now, after `cli.run` muted its start-up.
-    from tomogan_tf.serving import export_savedmodel
+    from tomogan_tf.inference.loaders import locate_model
 
     cli.check_no_arguments(argv)
     if not FLAGS.out:
         raise InputError(None, "--out BASE/NAME is required")
+    locate_model(FLAGS.model)  # a wrong --model is reported before TensorFlow loads
+    from tomogan_tf.serving import export_savedmodel
+
     target = export_savedmodel(FLAGS.model, FLAGS.out, FLAGS.version, FLAGS.precision)
     print(
         f"exported SavedModel to {target} in {FLAGS.precision} (signatures serving_default:"

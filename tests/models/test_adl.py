@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from harness import build_once, random_array, run_model_saving_test, run_model_test
 
-from tomogan_tf.models.adl import INPUT_MULTIPLE_ADL, adl_denoiser, adl_discriminator
+from tomogan_tf.models.adl import adl_denoiser, adl_discriminator
+from tomogan_tf.models.families import INPUT_MULTIPLE_ADL
 
 CONV_TYPES = (
     keras.layers.Conv2D,

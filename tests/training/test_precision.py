@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tomogan_tf.training import TrainConfig, train
-from tomogan_tf.training.run import build_trainer
+from tomogan_tf.training import TrainConfig, build_trainer, train
 from tomogan_tf.training.run_dir import RunDir
 
 TINY = dict(psz=16, mbsz=2, val_every=3, log_every=3, val_slices=2, vgg_weights="none")

@@ -6,25 +6,31 @@ how a layout's files map to training/validation stacks, inputs and outputs, and
 `tomogan_tf.data.pipeline` streams training patches out of stacks.
 """
 
-from tomogan_tf.data.hdf5 import H5_LOCK, open_h5
-from tomogan_tf.data.normalization import Normalizer, fit_normalizer
-from tomogan_tf.data.pipeline import (
-    StackReader,
-    cube_dataset,
-    neighbour_indices,
-    patch_dataset,
-    slice_dataset,
-)
-from tomogan_tf.data.sources import (
-    ArrayStack,
-    ImageStack,
-    check_finite,
-    file_format,
-    open_dxchange,
-    open_stack,
-    scan_finite,
-)
-from tomogan_tf.data.stacks import check_aligned, check_min_size
+from tomogan_tf.utils.lazy import lazy_exports
+
+# Public name -> the module defining it, imported on first use (TensorFlow-free until then).
+_EXPORTS = {
+    "H5_LOCK": "tomogan_tf.data.hdf5",
+    "open_h5": "tomogan_tf.data.hdf5",
+    "Normalizer": "tomogan_tf.data.normalization",
+    "fit_normalizer": "tomogan_tf.data.normalization",
+    "StackReader": "tomogan_tf.data.pipeline",
+    "cube_dataset": "tomogan_tf.data.pipeline",
+    "neighbour_indices": "tomogan_tf.data.pipeline",
+    "patch_dataset": "tomogan_tf.data.pipeline",
+    "slice_dataset": "tomogan_tf.data.pipeline",
+    "ArrayStack": "tomogan_tf.data.sources",
+    "ImageStack": "tomogan_tf.data.sources",
+    "check_finite": "tomogan_tf.data.sources",
+    "file_format": "tomogan_tf.data.sources",
+    "open_dxchange": "tomogan_tf.data.sources",
+    "open_stack": "tomogan_tf.data.sources",
+    "scan_finite": "tomogan_tf.data.sources",
+    "check_aligned": "tomogan_tf.data.stacks",
+    "check_min_size": "tomogan_tf.data.stacks",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "H5_LOCK",

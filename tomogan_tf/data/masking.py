@@ -30,8 +30,8 @@ import itertools
 
 import tensorflow as tf
 
-MASKS = ("grid", "random")
-GRID_FILLS = ("mean", "zero")
+from tomogan_tf.choices import GRID_FILLS, MASKS
+
 GRID_PERIOD = 4
 BLIND_SPOT_CELL = 8
 BLIND_SPOT_RADIUS = 2

@@ -17,17 +17,24 @@ Two policies, both with ``for_image(image) -> Normalizer``:
 
 Values far outside the window (hot pixels, metal, dead pixels) are clipped to
 ``[-margin, 1 + margin]`` so that they cannot dominate a squared-error loss.
+
+The module is NumPy at import: the graph twins (`percentile_window_tf`,
+`windows_tf`) import TensorFlow when called, so that fitting a window and checking
+the inputs happen before TensorFlow loads in the command-line tools.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 
 from tomogan_tf.data.sources import ImageStack
 from tomogan_tf.errors import InputError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 # How much of the stack the percentiles are estimated from: evenly spaced slices,
 # each subsampled to about this many pixels, so the estimate never loads a whole file.
@@ -74,9 +81,11 @@ class Normalizer:
         """Map raw values to normalised units (works on NumPy arrays and tensors)."""
         y = (x - self.low) / self.scale
         lo, hi = -self.margin, 1.0 + self.margin
-        if tf.is_tensor(y):
-            return tf.clip_by_value(y, lo, hi)
-        return np.clip(y, lo, hi).astype(np.float32)
+        if isinstance(y, (np.ndarray, np.generic, float)):
+            return np.clip(y, lo, hi).astype(np.float32)
+        import tensorflow as tf  # a tensor: TensorFlow is loaded already
+
+        return tf.clip_by_value(y, lo, hi)
 
     def invert(self, y):
         """Map normalised values back to the raw units."""
@@ -124,6 +133,8 @@ def percentile_window_tf(images: tf.Tensor, percentiles=(0.5, 99.5)) -> tf.Tenso
     Same subsample and the same linear interpolation as ``np.percentile``, so a
     SavedModel maps an image exactly as the Python denoiser does. Returns (batch, 2).
     """
+    import tensorflow as tf
+
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     pixels = tf.cast(height * width, tf.float64)
     stride = tf.maximum(1, tf.cast(tf.sqrt(pixels / PIXELS_PER_SLICE), tf.int32))
@@ -194,6 +205,7 @@ def windows_tf(policy: Normalization, images: tf.Tensor) -> tuple[tf.Tensor, tf.
     The graph twin of ``policy.for_image``: ``ok`` is False where the window is
     degenerate (such an image is to be passed through unchanged).
     """
+    import tensorflow as tf
     k = tf.shape(images)[0]
     if isinstance(policy, Normalizer):
         ones = tf.ones([k], tf.float64)

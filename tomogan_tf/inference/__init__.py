@@ -8,17 +8,27 @@ normalisation, J-invariant inference, padding, tiles), `tiling` (blended tiles) 
 `tomogan_tf.data.sources` and `tomogan_tf.data.sinks`.
 """
 
-from tomogan_tf.inference.denoiser import Denoiser
-from tomogan_tf.inference.evaluation import evaluate
-from tomogan_tf.inference.loaders import (
-    DEFAULT_MODEL,
-    METADATA_FILE,
-    TRAINED_DEFAULTS,
-    LoadedModel,
-    load_model,
-    shipped_models_dir,
-)
-from tomogan_tf.inference.predict import DEFAULT_TILE, INFERENCE, MAX_MARGIN_3D, Predictor
+from tomogan_tf.utils.lazy import lazy_exports
+
+# Public name -> the module defining it, imported on first use (TensorFlow-free until then).
+_EXPORTS = {
+    "Denoiser": "tomogan_tf.inference.denoiser",
+    "evaluate": "tomogan_tf.inference.evaluation",
+    "DEFAULT_MODEL": "tomogan_tf.inference.loaders",
+    "METADATA_FILE": "tomogan_tf.inference.loaders",
+    "TRAINED_DEFAULTS": "tomogan_tf.inference.loaders",
+    "LoadedModel": "tomogan_tf.inference.loaders",
+    "load_model": "tomogan_tf.inference.loaders",
+    "locate_model": "tomogan_tf.inference.loaders",
+    "ModelFile": "tomogan_tf.inference.loaders",
+    "shipped_models_dir": "tomogan_tf.inference.loaders",
+    "DEFAULT_TILE": "tomogan_tf.inference.predict",
+    "INFERENCE": "tomogan_tf.choices",
+    "MAX_MARGIN_3D": "tomogan_tf.inference.predict",
+    "Predictor": "tomogan_tf.inference.predict",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -29,8 +39,10 @@ __all__ = [
     "TRAINED_DEFAULTS",
     "Denoiser",
     "LoadedModel",
+    "ModelFile",
     "Predictor",
     "evaluate",
     "load_model",
+    "locate_model",
     "shipped_models_dir",
 ]

@@ -9,6 +9,10 @@ same `LoadedModel`: a NumPy-in, NumPy-out ``predict`` and what driving it needs
 directory holds, and under which names, is `tomogan_tf.training.run_dir.RunDir`'s knowledge;
 a SavedModel records its own in ``assets.extra/tomogan_tf.json`` (`METADATA_FILE`,
 written by `tomogan_tf.serving`).
+
+`locate_model` finds the model and reads how it was trained without TensorFlow, so
+that the tools can check a model path and open the input in the layout it was
+trained on before TensorFlow loads; `load_model` then loads it.
 """
 
 from __future__ import annotations
@@ -18,17 +22,18 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from tomogan_tf.data.normalization import Normalization, normalization_from_dict
 from tomogan_tf.errors import InputError
-from tomogan_tf.models import get_family
+from tomogan_tf.models.families import ModelFamily, get_family
 from tomogan_tf.training.run_dir import RunDir
 from tomogan_tf.utils.precision import FLOAT32, Precision, resolve, with_precision
+
+if TYPE_CHECKING:
+    import keras
 
 DEFAULT_MODEL = "tomogan_ct"
 AS_EXPORTED_FLOAT32 = Precision(FLOAT32, "as exported")
@@ -83,44 +88,73 @@ def shipped_models_dir() -> str:
     raise InputError(None, "no shipped models found; pass --model RUN_DIR|FILE.keras|SAVEDMODEL")
 
 
-def load_model(model: str | None = None, precision: str = "float32") -> LoadedModel:
-    """Load a run directory, ``.keras`` file or SavedModel (None: the shipped model).
+@dataclass(frozen=True)
+class ModelFile:
+    """A model found on disk: its file or folder, its kind, how it was trained.
 
-    ``precision`` (`tomogan_tf.utils.precision.PRECISIONS`) is the compute precision
-    of a Keras model; a SavedModel computes as it was exported.
+    ``kind`` is ``"keras"`` (a ``.keras`` generator with its run's ``config.json``)
+    or ``"savedmodel"``; ``trained`` is `TRAINED_DEFAULTS` overlaid with what the
+    model records.
+    """
+
+    path: str
+    kind: str
+    trained: dict[str, Any]
+
+
+def locate_model(model: str | None = None) -> ModelFile:
+    """Find a run directory's, folder's, ``.keras`` or SavedModel's model (None: shipped).
+
+    TensorFlow-free: a missing model, a ``.keras`` without its config or an unknown
+    family is an `InputError` here, before anything heavy loads.
     """
     if model is None:
         model = os.path.join(shipped_models_dir(), DEFAULT_MODEL)
     if not os.path.exists(model):
         raise InputError(model, "model not found")
     if os.path.isdir(model):
-        return _load_folder(model, precision)
-    if model.endswith(".keras"):
-        return load_keras(model, precision)
-    raise InputError(model, "not a run directory, .keras file or SavedModel")
+        path, kind = _find_in_folder(model)
+    elif model.endswith(".keras"):
+        path, kind = model, "keras"
+    else:
+        raise InputError(model, "not a run directory, .keras file or SavedModel")
+    if kind == "keras":
+        config, _ = _keras_record(path)
+        trained = {k: config[k] for k in TRAINED_DEFAULTS if k in config}
+    else:
+        trained = read_export_metadata(path).get("trained") or {}
+    return ModelFile(path, kind, {**TRAINED_DEFAULTS, **trained})
 
 
-def _load_folder(folder: str, precision: str) -> LoadedModel:
+def load_model(model: str | None = None, precision: str = "float32") -> LoadedModel:
+    """Load a run directory, ``.keras`` file or SavedModel (None: the shipped model).
+
+    ``precision`` (`tomogan_tf.utils.precision.PRECISIONS`) is the compute precision
+    of a Keras model; a SavedModel computes as it was exported.
+    """
+    found = locate_model(model)
+    load = load_keras if found.kind == "keras" else load_savedmodel
+    return load(found.path, precision)
+
+
+def _find_in_folder(folder: str) -> tuple[str, str]:
     """A SavedModel, a run directory or model folder, or a TF Serving base folder."""
     if os.path.exists(os.path.join(folder, "saved_model.pb")):
-        return load_savedmodel(folder, precision)
+        return folder, "savedmodel"
     run = RunDir(folder)
     for path in (run.best_model, os.path.join(folder, MODEL_FILE), run.last_model):
         if os.path.exists(path):
-            return load_keras(path, precision)
+            return path, "keras"
     versions = sorted((d for d in os.listdir(folder) if d.isdigit()), key=int, reverse=True)
     if versions:  # a TF Serving base folder: take the newest version
-        return load_savedmodel(os.path.join(folder, versions[0]), precision)
+        return os.path.join(folder, versions[0]), "savedmodel"
     raise InputError(
         folder, f"no {os.path.basename(run.best_model)}, {MODEL_FILE} or SavedModel inside"
     )
 
 
-def load_keras(path: str, precision: str = "float32") -> LoadedModel:
-    """A ``.keras`` generator, with the normalisation and family its run's config records.
-
-    The generator computes at ``precision`` (its outputs are float32 whatever it is).
-    """
+def _keras_record(path: str) -> tuple[dict[str, Any], ModelFamily]:
+    """The run config beside a ``.keras`` generator, and the family it names."""
     run = RunDir.of_model_file(path)
     if not run.exists():
         raise InputError(
@@ -130,9 +164,22 @@ def load_keras(path: str, precision: str = "float32") -> LoadedModel:
         )
     config = run.read_config()
     try:
-        family = get_family(config.get("model", "tomogan"))
+        return config, get_family(config.get("model", "tomogan"))
     except ValueError as err:
         raise InputError(run.config_path, str(err)) from None
+
+
+def load_keras(path: str, precision: str = "float32") -> LoadedModel:
+    """A ``.keras`` generator, with the normalisation and family its run's config records.
+
+    The generator computes at ``precision`` (its outputs are float32 whatever it is).
+    """
+    import keras
+    import tensorflow as tf
+
+    import tomogan_tf.models.layers  # noqa: F401  (registers the custom layers for loading)
+
+    config, family = _keras_record(path)
     try:
         generator = keras.models.load_model(path, compile=False)
     except Exception as err:
@@ -179,6 +226,8 @@ def load_savedmodel(path: str, precision: str = "auto") -> LoadedModel:
     Its graph computes at the precision it was exported with; asking for another
     (anything but ``auto``) is refused.
     """
+    import tensorflow as tf
+
     meta = read_export_metadata(path)
     exported = meta.get("precision", FLOAT32)
     if precision not in ("auto", exported):

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tomogan_tf.choices import INFERENCE
 from tomogan_tf.data.masking import jinvariant_predict
 from tomogan_tf.data.normalization import (
     Normalization,
@@ -32,7 +33,6 @@ from tomogan_tf.errors import InputError
 from tomogan_tf.inference.tiling import predict_tiled, receptive_field_radius
 from tomogan_tf.models.padding import pad_to_multiple
 
-INFERENCE = ("direct", "jinv")
 # Default tile side: 2-D images up to 1024^2 go through whole. A 3-D ADL pass keeps
 # ~5 KB of activations per voxel (96+ channels at full resolution): a 96^3 cube took
 # 4.4 GB and ~50 s on 2 CPU cores (128^3: 12 GB), so 96 is the default cube side.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
-GAN_LOSSES = ("wgan-gp", "wgan", "bce", "hinge")
+from tomogan_tf.choices import GAN_LOSSES
 
 
 def check_gan_loss(kind: str) -> str:

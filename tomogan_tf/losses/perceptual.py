@@ -13,11 +13,12 @@ import os
 import keras
 from keras import ops
 
+from tomogan_tf.choices import VGG_NETWORKS
 from tomogan_tf.errors import InputError
 
 # Caffe preprocessing of Keras' VGG weights: BGR order, [0, 255] scale, ImageNet means.
 _BGR_MEAN = (103.939, 116.779, 123.68)
-VGG_NETWORKS = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
+_VGG_BUILDERS = {"vgg16": "VGG16", "vgg19": "VGG19"}  # keras.applications, by VGG_NETWORKS
 
 
 def vgg_notop_file(arch: str) -> str:
@@ -33,7 +34,7 @@ def load_vgg(weights: str, arch: str = "vgg19") -> keras.Model:
     """
     if arch not in VGG_NETWORKS:
         raise ValueError(f"unknown VGG {arch!r}; choose one of {', '.join(VGG_NETWORKS)}")
-    build = VGG_NETWORKS[arch]
+    build = getattr(keras.applications, _VGG_BUILDERS[arch])
     if weights == "imagenet":
         try:
             return build(include_top=False, weights="imagenet")

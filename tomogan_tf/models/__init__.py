@@ -1,76 +1,18 @@
 """Model families, built by name so that every tool selects them the same way.
 
-====== ============================================ ====== =====
-family generator / discriminator                    dims   input
-====== ============================================ ====== =====
-tomogan TomoGAN U-Net / patch critic                2-D    x 8
-adl     ADL Efficient-UNet, 3 scales / U-Net critic 2-D    x 8
-adl3d   the same with 3-D convolutions              3-D    x 8
-idgan   ImageDenoisingGAN ResNet / patch critic     2-D    any
-====== ============================================ ====== =====
+`tomogan_tf.models.families` says what each family is (its table is there) without
+importing TensorFlow; the builders here import the model's module (and Keras) when
+they are called, so importing this package stays TensorFlow-free.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
+from tomogan_tf.models.families import FAMILIES, ModelFamily, get_family
 
-from tomogan_tf.models.adl import INPUT_MULTIPLE_ADL, adl_denoiser, adl_discriminator
-from tomogan_tf.models.idgan import idgan_discriminator, idgan_generator
-from tomogan_tf.models.tomogan import tomogan_discriminator, tomogan_generator
-
-
-@dataclass(frozen=True)
-class ModelFamily:
-    """What the tools need to know about a family besides its builders.
-
-    Attributes:
-        generator: builder of the denoiser; takes ``depth`` (and ``residual`` for
-            TomoGAN).
-        discriminator: builder of the critic; takes ``patch_size`` when
-            ``fixed_size_critic``.
-        input_multiple: spatial sizes of the generator's input must divide by this.
-        dims: 2 for (batch, H, W, depth) images, 3 for (batch, D, H, W, 1) volumes.
-        fixed_size_critic: the critic ends in a dense layer, so it is built for one
-            patch size.
-        multiscale: the generator returns ``[full, half, quarter]`` images.
-    """
-
-    generator: Callable[..., keras.Model]
-    discriminator: Callable[..., keras.Model]
-    input_multiple: int
-    dims: int = 2
-    fixed_size_critic: bool = False
-    multiscale: bool = False
-
-
-FAMILIES: dict[str, ModelFamily] = {
-    "tomogan": ModelFamily(
-        tomogan_generator, tomogan_discriminator, input_multiple=8, fixed_size_critic=True
-    ),
-    "adl": ModelFamily(
-        adl_denoiser, adl_discriminator, input_multiple=INPUT_MULTIPLE_ADL, multiscale=True
-    ),
-    "adl3d": ModelFamily(
-        functools.partial(adl_denoiser, dims=3, name="adl3d_denoiser"),
-        functools.partial(adl_discriminator, dims=3, name="adl3d_discriminator"),
-        input_multiple=INPUT_MULTIPLE_ADL,
-        dims=3,
-        multiscale=True,
-    ),
-    "idgan": ModelFamily(idgan_generator, idgan_discriminator, input_multiple=1),
-}
-
-
-def get_family(name: str) -> ModelFamily:
-    """The `ModelFamily` called ``name``; `ValueError` naming the known ones otherwise."""
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}") from None
+if TYPE_CHECKING:
+    import keras
 
 
 def build_generator(name: str = "tomogan", **kwargs) -> keras.Model:

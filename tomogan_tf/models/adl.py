@@ -21,13 +21,6 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-# Three stride-2 stages put the bridge at H/8; a "same" stride-2 conv rounds odd
-# sizes up while a stride-2 transposed conv exactly doubles, so the decoder only
-# meets its skips when every encoder level has even sizes: H, W (and D) must be
-# multiples of 8. The project notes say 16, which is also valid (a multiple of 16
-# is a multiple of 8) but stricter than this network needs.
-INPUT_MULTIPLE_ADL = 8
-
 DENOISER_WIDTHS = (96, 128, 160, 192)
 DISCRIMINATOR_WIDTHS = (16, 32, 64, 128)
 

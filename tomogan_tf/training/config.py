@@ -18,11 +18,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from tomogan_tf.choices import GAN_LOSSES, GRID_FILLS, MASKS, VGG_NETWORKS
 from tomogan_tf.data.layouts import LAYOUTS, get_layout
-from tomogan_tf.data.masking import GRID_FILLS, MASKS
 from tomogan_tf.errors import InputError
-from tomogan_tf.losses import GAN_LOSSES, VGG_NETWORKS
-from tomogan_tf.models import FAMILIES, get_family
+from tomogan_tf.models.families import FAMILIES, get_family
 from tomogan_tf.training.defaults import MODES, defaults_for
 from tomogan_tf.utils.files import write_json_atomic
 from tomogan_tf.utils.precision import PRECISIONS

@@ -138,8 +138,11 @@ class RunDir:
         """Hold the run for one training: a second one on the same folder is refused.
 
         The lock is an `flock` on ``.lock``, which the system releases when the holder
-        exits, however it ends (so a killed training leaves no stale lock behind).
+        exits, however it ends (so a killed training leaves no stale lock behind). A
+        folder this call created is removed again if the training fails before writing
+        anything into it (a mistyped ``--h5`` leaves no empty run behind).
         """
+        created = not os.path.isdir(self.path)
         self.create()
         path = self._join(self.LOCK)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -159,6 +162,12 @@ class RunDir:
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             self._remove_partial_checkpoints()
             yield
+        except BaseException:
+            if created and os.listdir(self.path) == [self.LOCK]:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                    os.rmdir(self.path)
+            raise
         finally:
             os.close(fd)  # releases the lock
 
