@@ -49,17 +49,19 @@ def write_file(path: str, slices: int, size: int, layout: str) -> None:
                 d[i] = clean if name == "train_gt" else clean + 0.1 * rng.random((size, size))
 
 
-def pipeline_rate(path: str, psz: int, mbsz: int, batches: int, depth: int) -> float:
+def pipeline_rate(path: str, psz: int, mbsz: int, batches: int, depth: int) -> tuple[float, float]:
+    """Patches/s, and the cores kept busy meanwhile (process CPU time / wall time)."""
     reader = StackReader.open(path, "train_ns", "train_gt", depth=depth)
     ds = patch_dataset(reader, psz, mbsz, PerImageNormalization(), group=GROUP)
     with reader.opened():
         iterator = iter(ds)
         for _ in range(3):  # warm-up: tracing, and every slice's window computed
             next(iterator)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(batches):
             next(iterator)
-        return batches * GROUP * mbsz / (time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        return batches * GROUP * mbsz / wall, (time.process_time() - cpu) / wall
 
 
 def numpy_rate(path: str, psz: int, count: int, depth: int) -> float:
@@ -100,10 +102,11 @@ def main() -> None:
             if reference is None:
                 reference = numpy_rate(path, args.psz, args.batches * GROUP * args.mbsz, args.depth)
                 print(f"in-memory NumPy crops, one thread: {reference:8.0f} patches/s")
-            rate = pipeline_rate(path, args.psz, args.mbsz, args.batches, args.depth)
+            rate, busy = pipeline_rate(path, args.psz, args.mbsz, args.batches, args.depth)
             print(
                 f"pipeline, {layout:10s}: {rate:8.0f} patches/s; {rate / demand:5.2f}x the"
-                f" GPU's demand; {rate / reference:5.2f}x in-memory NumPy"
+                f" GPU's demand; {rate / reference:5.2f}x in-memory NumPy;"
+                f" {busy:.2f} cores busy, {1e3 * busy / rate:.2f} CPU ms a patch"
             )
             os.remove(path)
 

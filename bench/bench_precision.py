@@ -1,11 +1,11 @@
 """Inference speed of each model family at each precision, against float32 eager.
 
-    python bench/bench_precision.py [--families tomogan adl idgan] [--sizes 512 1024 2048]
-                                    [--batch 1] [--repeats 3]
+    python bench/bench_precision.py [--families tomogan adl idgan adl3d] [--sizes 512 1024 2048]
+                                    [--cubes 32 64] [--batch 1] [--repeats 3]
 
-For every family and image side, times one forward pass of a batch of random images
-(median of ``--repeats`` after a warm-up) in: float32 eager (the reference, a plain
-``model(x)`` call), float32 under ``tf.function``, and each mixed policy under
+For every family and image side (3-D families: cube side), times one forward pass of a
+batch of random images (median of ``--repeats`` after a warm-up) in: float32 eager (the
+reference, a plain ``model(x)`` call), float32 under ``tf.function``, and each mixed policy under
 ``tf.function`` (the weights cloned by `tomogan_tf.utils.precision.with_precision`,
 which is what ``--precision`` does). Prints Mpix/s and the ratio to the reference of
 the same run, and the largest output difference from float32 (relative to the
@@ -45,8 +45,9 @@ def full_resolution(generator: keras.Model) -> keras.Model:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=["tomogan", "adl", "idgan"])
+    parser.add_argument("--families", nargs="+", default=["tomogan", "adl", "idgan", "adl3d"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024, 2048])
+    parser.add_argument("--cubes", nargs="+", type=int, default=[32, 64], help="3-D families.")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--policies", nargs="+", default=["mixed_bfloat16"])
@@ -60,11 +61,11 @@ def main() -> None:
         keras.utils.set_random_seed(0)
         net = full_resolution(build_generator(family))
         channels = int(net.input_shape[-1])
-        for size in args.sizes:
-            x = tf.constant(
-                np.random.default_rng(0).random((args.batch, size, size, channels), np.float32)
-            )
-            mpix = args.batch * size * size / 1e6
+        dims = len(net.input_shape) - 2
+        for size in args.sizes if dims == 2 else args.cubes:
+            shape = (args.batch, *(size,) * dims, channels)
+            x = tf.constant(np.random.default_rng(0).random(shape, np.float32))
+            mpix = float(np.prod(shape[:-1])) / 1e6  # Mvoxel/s for volumes
             eager = timed(lambda v, n=net: n(v, training=False), x, args.repeats)
             graph_fn = tf.function(lambda v, n=net: n(v, training=False))
             graph = timed(graph_fn, x, args.repeats)
@@ -78,7 +79,7 @@ def main() -> None:
                 diffs.append(float(np.abs(out - reference).max() / np.ptp(reference)))
                 cells.append(f" {mpix / seconds:.2f} Mpix/s ({eager / seconds:.2f}x) |")
             print(
-                f"| {family} | {size} | {mpix / eager:.2f} Mpix/s (1.00x) |"
+                f"| {family} | {size}{'^3' * (dims == 3)} | {mpix / eager:.2f} Mpix/s (1.00x) |"
                 f" {mpix / graph:.2f} Mpix/s ({eager / graph:.2f}x) |"
                 + "".join(cells)
                 + f" {', '.join(f'{d:.1e}' for d in diffs)} |",

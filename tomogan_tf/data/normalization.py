@@ -79,8 +79,13 @@ class Normalizer:
 
     def apply(self, x):
         """Map raw values to normalised units (works on NumPy arrays and tensors)."""
-        y = (x - self.low) / self.scale
         lo, hi = -self.margin, 1.0 + self.margin
+        if isinstance(x, np.ndarray) and x.ndim:  # in place on one new array (training reads)
+            y = np.subtract(x, self.low)
+            np.divide(y, self.scale, out=y)
+            np.clip(y, lo, hi, out=y)
+            return y if y.dtype == np.float32 else y.astype(np.float32)
+        y = (x - self.low) / self.scale
         if isinstance(y, (np.ndarray, np.generic, float)):
             return np.clip(y, lo, hi).astype(np.float32)
         import tensorflow as tf  # a tensor: TensorFlow is loaded already

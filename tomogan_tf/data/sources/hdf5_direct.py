@@ -125,12 +125,16 @@ class DirectReader:
                 raise ValueError("direct reads take slices with positive steps only")
             bounds.append((start, max(start, stop)))
             steps.append(slice(None, None, step))
-        out = np.full([b - a for a, b in bounds], self.fill, self.dtype)
+        ranges = [range(a // c * c, b, c) for (a, b), c in zip(bounds, self.chunks, strict=True)]
+        stored = [(corner, self.offsets.get(corner)) for corner in _product(ranges)]
+        shape = [b - a for a, b in bounds]
+        if all(offset is not None for _, offset in stored):  # every value is read below
+            out = np.empty(shape, self.dtype)
+        else:
+            out = np.full(shape, self.fill, self.dtype)
         if out.size == 0:
             return out[tuple(steps)]
-        corners = [range(a // c * c, b, c) for (a, b), c in zip(bounds, self.chunks, strict=True)]
-        for corner in _product(corners):
-            offset = self.offsets.get(corner)
+        for corner, offset in stored:
             if offset is not None:
                 self._read_block(fd, offset, corner, bounds, out)
         return out[tuple(steps)] if any(s.step != 1 for s in steps) else out
@@ -139,7 +143,8 @@ class DirectReader:
         """Copy the part of the stored block at ``corner`` that ``bounds`` covers into ``out``.
 
         A block is C-ordered, so rows ``lo..hi`` of one plane are one run of bytes:
-        one ``pread`` each, cut to the box's columns afterwards.
+        one ``preadv`` each, straight into ``out`` when the box spans the block's
+        width, else into a buffer that is cut to the box's columns.
         """
         inside = [(max(a, c0) - c0, min(b, c0 + c) - c0) for (a, b), c0, c in
                   zip(bounds, corner, self.chunks, strict=True)]  # fmt: skip
@@ -152,15 +157,17 @@ class DirectReader:
             for p, c in zip(plane, self.chunks[:-2], strict=True):
                 flat = flat * c + p
             start = offset + ((flat * height + y0) * width) * item
-            size = (y1 - y0) * width * item
-            data = os.pread(fd, size, start)
-            if len(data) != size:
-                raise ShortRead(f"the file ends inside the dataset (byte {start + len(data)})")
-            rows = np.frombuffer(data, self.dtype).reshape(y1 - y0, width)
             target = tuple(p + c0 - a for p, c0, (a, _) in zip(plane, corner, bounds, strict=False))
             ty = slice(y0 + corner[-2] - bounds[-2][0], y1 + corner[-2] - bounds[-2][0])
             tx = slice(x0 + corner[-1] - bounds[-1][0], x1 + corner[-1] - bounds[-1][0])
-            out[(*target, ty, tx)] = rows[:, x0:x1]
+            view = out[(*target, ty, tx)]
+            whole_rows = x1 - x0 == width and view.flags.c_contiguous
+            rows = view if whole_rows else np.empty((y1 - y0, width), self.dtype)
+            done = os.preadv(fd, [rows], start)  # into the array, no bytes object
+            if done != rows.nbytes:
+                raise ShortRead(f"the file ends inside the dataset (byte {start + done})")
+            if not whole_rows:
+                view[...] = rows[:, x0:x1]
 
 
 def _product(ranges: list[range]):
