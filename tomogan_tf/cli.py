@@ -23,15 +23,11 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from absl import flags
 
 from tomogan_tf._quiet import mute_tensorflow_startup
 from tomogan_tf.errors import InputError
-
-if TYPE_CHECKING:
-    pass
 
 EXIT_BAD_INPUT = 2
 

@@ -3,10 +3,8 @@
 The command-line tools check their flags and input files before TensorFlow loads;
 that works only while the packages on that path (`tomogan_tf.data`, `.models`,
 `.training`, `.inference`) do not import their TensorFlow modules just to be
-imported. Their ``__init__`` lists each public name with the module defining it:
-
->>> __getattr__, __dir__ = lazy_exports(__name__, {"Denoiser": "tomogan_tf.inference.denoiser"})
-... # doctest: +SKIP
+imported. Their ``__init__`` lists each public name with the module defining it and
+ends in ``__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)``.
 """
 
 from __future__ import annotations
