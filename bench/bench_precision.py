@@ -1,16 +1,17 @@
 """Inference speed of each model family at each precision, against float32 eager.
 
     python bench/bench_precision.py [--families tomogan adl idgan adl3d] [--sizes 512 1024 2048]
-                                    [--cubes 32 64] [--batch 1] [--repeats 3]
+                                    [--cubes 32 64] [--batch 1] [--repeats 3] [--xla]
 
 For every family and image side (3-D families: cube side), times one forward pass of a
 batch of random images (median of ``--repeats`` after a warm-up) in: float32 eager (the
-reference, a plain ``model(x)`` call), float32 under ``tf.function``, and each mixed policy under
-``tf.function`` (the weights cloned by `tomogan_tf.utils.precision.with_precision`,
-which is what ``--precision`` does). Prints Mpix/s and the ratio to the reference of
-the same run, and the largest output difference from float32 (relative to the
-output's range). Random weights: speed does not depend on them; the quality a
-precision costs on trained models is `bench/quality.py --precision`'s business.
+reference, a plain ``model(x)`` call), float32 under ``tf.function`` (with ``--xla``
+also compiled by XLA), and each mixed policy under ``tf.function`` (the weights cloned
+by `tomogan_tf.utils.precision.with_precision`, which is what ``--precision`` does).
+Prints Mpix/s (3-D: Mvoxel/s) and the ratio to the reference of the same run, and
+the largest output difference from float32 (relative to the output's range). Random
+weights: speed does not depend on them; the quality a precision costs on trained
+models is `bench/precision_quality.py`'s business.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def timed(fn, x, repeats: int) -> float:
     return statistics.median(times)
 
 
+def rate(mega_per_s: float) -> str:
+    """Three significant figures: the 3-D families run at thousandths of a Mvoxel/s."""
+    return f"{mega_per_s:.3g} M/s"
+
+
 def full_resolution(generator: keras.Model) -> keras.Model:
     if len(generator.outputs) > 1:  # ADL: the finest output only, as inference runs it
         return keras.Model(generator.inputs, generator.outputs[0])
@@ -51,12 +57,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--policies", nargs="+", default=["mixed_bfloat16"])
+    parser.add_argument("--xla", action="store_true", help="also float32 with jit_compile=True")
     args = parser.parse_args()
+    xla = ["float32 XLA"] if args.xla else []
     native = cpu_has_native_bf16()
     print(f"TF {tf.__version__}, Keras {keras.__version__}, native bf16 CPU: {native}")
     print("| family | size | float32 eager (reference) | float32 tf.function |"
-          + "".join(f" {p} |" for p in args.policies) + " max diff |")  # fmt: skip
-    print("|---|---|---|---|" + "---|" * len(args.policies) + "---|")
+          + "".join(f" {p} |" for p in xla + args.policies) + " max diff |")  # fmt: skip
+    print("|---|---|---|---|" + "---|" * len(xla + args.policies) + "---|")
     for family in args.families:
         keras.utils.set_random_seed(0)
         net = full_resolution(build_generator(family))
@@ -71,16 +79,20 @@ def main() -> None:
             graph = timed(graph_fn, x, args.repeats)
             reference = graph_fn(x).numpy()
             cells, diffs = [], []
+            if args.xla:
+                seconds = timed(tf.function(graph_fn.python_function, jit_compile=True), x,
+                                args.repeats)  # fmt: skip
+                cells.append(f" {rate(mpix / seconds)} ({eager / seconds:.2f}x) |")
             for policy in args.policies:
                 mixed = with_precision(net, policy)
                 fn = tf.function(lambda v, n=mixed: n(v, training=False))
                 seconds = timed(fn, x, args.repeats)
                 out = fn(x).numpy()
                 diffs.append(float(np.abs(out - reference).max() / np.ptp(reference)))
-                cells.append(f" {mpix / seconds:.2f} Mpix/s ({eager / seconds:.2f}x) |")
+                cells.append(f" {rate(mpix / seconds)} ({eager / seconds:.2f}x) |")
             print(
-                f"| {family} | {size}{'^3' * (dims == 3)} | {mpix / eager:.2f} Mpix/s (1.00x) |"
-                f" {mpix / graph:.2f} Mpix/s ({eager / graph:.2f}x) |"
+                f"| {family} | {size}{'^3' * (dims == 3)} | {rate(mpix / eager)} (1.00x) |"
+                f" {rate(mpix / graph)} ({eager / graph:.2f}x) |"
                 + "".join(cells)
                 + f" {', '.join(f'{d:.1e}' for d in diffs)} |",
                 flush=True,

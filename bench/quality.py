@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from classical import run_classical, score
+from results import write_section
 
 ROWS = {"i0_1e4": "I0 = 1e4", "i0_2e3": "I0 = 2e3", "sparse": "1/8 of the views, I0 = 1e4"}
 WATER_PER_MM = 0.0192
-START, END = "<!-- quality:start -->", "<!-- quality:end -->"
 
 
 def _hu(mu: np.ndarray) -> np.ndarray:
@@ -230,7 +230,6 @@ def markdown(result: dict, command: str) -> str:
     about = ", ".join(f"{k}={h[k]}" for k in sorted(h) if k not in ("description",))
     return "\n".join(
         [
-            START,
             "## Quality on held-out CT (`bench/quality.py`)",
             "",
             "```",
@@ -248,21 +247,8 @@ def markdown(result: dict, command: str) -> str:
             *lines,
             "",
             *[f"- {v}" for v in best.values()],
-            END,
         ]
     )
-
-
-def write_results(path: str, section: str) -> None:
-    text = Path(path).read_text() if os.path.exists(path) else "# Benchmark results\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    tmp = f"{path}.tmp-{os.getpid()}"
-    Path(tmp).write_text(text)
-    os.replace(tmp, path)
 
 
 def _plain(value):
@@ -293,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=_plain))
     if args.results:
-        write_results(args.results, section)
+        write_section(args.results, "quality", section)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from tomogan_tf.data import (
     StackReader,
     check_aligned,
     check_min_size,
+    cube_dataset,
     fit_normalizer,
     neighbour_indices,
     open_h5,
@@ -141,6 +142,22 @@ def test_slice_dataset_yields_whole_slices_in_order(index_file):
     noisy = np.concatenate([n.numpy() for n, _ in batches])
     assert noisy.shape == (3, 40, 36, 1)
     np.testing.assert_array_equal(np.floor(noisy[:, 0, 0, 0]), [6, 2, 4])
+
+
+def test_training_and_validation_streams_run_without_the_autotuner(index_file):
+    # With tf.data's autotuner on, TF 2.21 destroys an iterator only when its tuning
+    # thread next wakes, so each fit and validation pass ended on a 10 x (2^n - 1) ms
+    # mark (bench/bench_autotune_wait.py); `loaded` switches it off for every stream.
+    path, _shape = index_file
+    reader = StackReader.open(path, "ns", "gt", depth=1)
+    streams = [
+        patch_dataset(reader, 8, 2, IDENTITY),
+        slice_dataset(reader, [1, 2], IDENTITY),
+        cube_dataset(reader, 2, 4, IDENTITY),
+    ]
+    for stream in streams:
+        assert stream.options().autotune.enabled is False
+        assert len(next(iter(stream))) == 2  # and it still yields (noisy, target)
 
 
 def test_normalizer_maps_percentiles_to_unit_range_and_inverts():

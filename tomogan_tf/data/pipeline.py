@@ -10,6 +10,7 @@ cached); augmentation, batching and prefetch happen in the graph.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,6 +19,11 @@ import tensorflow as tf
 from tomogan_tf.data.normalization import Normalization, Normalizer, UnmappableImage
 from tomogan_tf.data.sources import ImageStack, open_hdf5
 from tomogan_tf.errors import InputError
+
+# Reader calls in flight, one per core up to 8 (each holds a whole iteration's patches:
+# 50 MiB at TomoGAN's defaults), and elements read ahead.
+READERS = min(8, max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+PREFETCH = 2
 
 
 def neighbour_indices(index: int, n: int, depth: int) -> list[int]:
@@ -221,6 +227,24 @@ def dihedral(image: np.ndarray, draws: np.ndarray) -> np.ndarray:
     return out
 
 
+def loaded(ds: tf.data.Dataset, load, batch_size: int | None = None) -> tf.data.Dataset:
+    """``ds`` mapped by ``load`` with one call per core in parallel, in order, then
+    batched (if ``batch_size``) and prefetched, with tf.data's autotuner switched off.
+
+    TF 2.21 destroys an iterator only when its tuning thread next wakes, and that thread
+    sleeps 10 ms, then twice as long each time, up to a minute. With the autotuner on,
+    every `fit` call and every validation pass ended on the next 10 x (2^n - 1) ms (a
+    1.4 s `fit` took 2.55 s) and a long run could wait a minute at its end; fixed
+    parallelism delivers as many patches (bench/RESULTS.md, "tf.data's tuning thread").
+    """
+    ds = ds.map(load, num_parallel_calls=READERS, deterministic=True)
+    if batch_size is not None:
+        ds = ds.batch(batch_size)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(PREFETCH).with_options(options)
+
+
 def patch_dataset(
     reader: StackReader,
     patch_size: int,
@@ -283,9 +307,7 @@ def patch_dataset(
         )
 
     ds = tf.data.Dataset.counter(start, dtype=tf.int64).map(place)
-    ds = ds.batch(count, drop_remainder=True)
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return loaded(ds.batch(count, drop_remainder=True), load)
 
 
 def slice_dataset(
@@ -308,8 +330,7 @@ def slice_dataset(
 
     indices = np.asarray(indices, dtype=np.int64)
     ds = tf.data.Dataset.from_tensor_slices((indices, np.arange(len(indices), dtype=np.int64)))
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return loaded(ds, load, batch_size)
 
 
 def cube_dataset(
@@ -339,6 +360,4 @@ def cube_dataset(
         loaded = _read_block_op(reader, normalization, corner[0], corner[1], corner[2], size)
         return (*loaded, corner[3]) if with_index else loaded
 
-    ds = tf.data.Dataset.from_tensor_slices(indexed)
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(1).prefetch(tf.data.AUTOTUNE)
+    return loaded(tf.data.Dataset.from_tensor_slices(indexed), load, 1)
