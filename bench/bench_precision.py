@@ -38,6 +38,29 @@ def timed(fn, x, repeats: int) -> float:
     return statistics.median(times)
 
 
+def compiled(model: keras.Model):
+    return tf.function(lambda v: model(v, training=False))
+
+
+OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError, MemoryError)
+
+
+def attempt(fn, x, repeats: int) -> float | None:
+    """`timed`, or None where the pass runs out of memory (a 2048^2 image through IDGAN's
+    128-channel full-resolution layers needs single 2 GiB tensors)."""
+    try:
+        return timed(fn, x, repeats)
+    except OUT_OF_MEMORY:
+        return None
+
+
+def cell(mpix: float, seconds: float | None, reference: float | None) -> str:
+    if seconds is None:
+        return " out of memory |"
+    ratio = f" ({reference / seconds:.2f}x)" if reference else ""
+    return f" {rate(mpix / seconds)}{ratio} |"
+
+
 def rate(mega_per_s: float) -> str:
     """Three significant figures: the 3-D families run at thousandths of a Mvoxel/s."""
     return f"{mega_per_s:.3g} M/s"
@@ -74,29 +97,28 @@ def main() -> None:
             shape = (args.batch, *(size,) * dims, channels)
             x = tf.constant(np.random.default_rng(0).random(shape, np.float32))
             mpix = float(np.prod(shape[:-1])) / 1e6  # Mvoxel/s for volumes
-            eager = timed(lambda v, n=net: n(v, training=False), x, args.repeats)
-            graph_fn = tf.function(lambda v, n=net: n(v, training=False))
-            graph = timed(graph_fn, x, args.repeats)
-            reference = graph_fn(x).numpy()
-            cells, diffs = [], []
+            eager = attempt(lambda v, n=net: n(v, training=False), x, args.repeats)
+            graph_fn = compiled(net)
+            runs = [graph_fn]
             if args.xla:
-                seconds = timed(tf.function(graph_fn.python_function, jit_compile=True), x,
-                                args.repeats)  # fmt: skip
-                cells.append(f" {rate(mpix / seconds)} ({eager / seconds:.2f}x) |")
-            for policy in args.policies:
-                mixed = with_precision(net, policy)
-                fn = tf.function(lambda v, n=mixed: n(v, training=False))
-                seconds = timed(fn, x, args.repeats)
-                out = fn(x).numpy()
-                diffs.append(float(np.abs(out - reference).max() / np.ptp(reference)))
-                cells.append(f" {rate(mpix / seconds)} ({eager / seconds:.2f}x) |")
+                runs.append(tf.function(graph_fn.python_function, jit_compile=True))
+            mixed = [compiled(with_precision(net, p)) for p in args.policies]
+            cells = [cell(mpix, eager, eager)]
+            cells += [cell(mpix, attempt(fn, x, args.repeats), eager) for fn in runs + mixed]
+            diffs = []
+            try:
+                reference = graph_fn(x).numpy()
+                for fn in mixed:
+                    diffs.append(
+                        f"{np.abs(fn(x).numpy() - reference).max() / np.ptp(reference):.1e}"
+                    )
+            except OUT_OF_MEMORY:
+                diffs.append("out of memory")
             print(
-                f"| {family} | {size}{'^3' * (dims == 3)} | {rate(mpix / eager)} (1.00x) |"
-                f" {rate(mpix / graph)} ({eager / graph:.2f}x) |"
-                + "".join(cells)
-                + f" {', '.join(f'{d:.1e}' for d in diffs)} |",
+                f"| {family} | {size}{'^3' * (dims == 3)} |" + "".join(cells)
+                + f" {', '.join(diffs)} |",
                 flush=True,
-            )
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from classical import run_classical, score
-from results import write_section
+from results import provenance, write_section
 
 ROWS = {"i0_1e4": "I0 = 1e4", "i0_2e3": "I0 = 2e3", "sparse": "1/8 of the views, I0 = 1e4"}
 WATER_PER_MM = 0.0192
@@ -231,6 +231,8 @@ def markdown(result: dict, command: str) -> str:
     return "\n".join(
         [
             "## Quality on held-out CT (`bench/quality.py`)",
+            "",
+            provenance(),
             "",
             "```",
             command,
