@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
+CODE = ("tomogan_tf", "bench/*.py", "bench/*.sh", "data_tools", "setup.cfg")
 
 
 def markers(key: str) -> tuple[str, str]:
@@ -62,14 +63,17 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The checkout's commit, marked ``+changes`` when the tree differs from it."""
+    """The checkout's commit, marked ``+changes`` where its code differs from it.
+
+    Code is the package, the benchmarks, data_tools and setup.cfg; editing the docs
+    while a benchmark runs changes no figure."""
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
         ).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    dirty = git("status", "--porcelain", "--", *CODE)
     return head + ("+changes" if dirty else "")
 
 
