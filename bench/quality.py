@@ -183,7 +183,7 @@ def run(
             if care:
                 rows += care_rows(care, noisy, clean)
                 print(f"  CARE: {rows[-1]['psnr']:.2f} dB", flush=True)
-            for entry in run_classical(noisy, clean, methods=tuple(methods)):
+            for entry in run_classical(noisy, clean, methods=tuple(methods)) if methods else []:
                 rows.append(entry)
                 print(f"  {entry['method']} {entry['setting']}: {entry['psnr']:.2f} dB", flush=True)
             table[row] = rows

@@ -73,7 +73,7 @@ def commit() -> str:
         ).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", *CODE)
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", *CODE)
     return head + ("+changes" if dirty else "")
 
 
