@@ -75,9 +75,7 @@ def main() -> None:
     parser.add_argument("--model", default=os.path.join(ROOT, "saved_models", "tomogan_ct"))
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument(
-        "--precisions", nargs="+", default=["auto", "float32", "mixed_bfloat16"]
-    )
+    parser.add_argument("--precisions", nargs="+", default=["auto", "float32", "mixed_bfloat16"])
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     mpix = args.slices * args.size**2 / 1e6

@@ -67,6 +67,7 @@ def commit() -> str:
 
     Code is the package, the benchmarks, data_tools and setup.cfg; editing the docs
     while a benchmark runs changes no figure."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False

@@ -93,7 +93,7 @@ PRECISION_HELP = (
     "Compute precision of the network: float32, or mixed bfloat16/float16 (weights and"
     " outputs stay float32). auto: a 16-bit policy where the CPU or GPU computes it natively"
     " and it costs the shipped model at most 0.05 dB on the held-out benchmark, float32"
-    " elsewhere; the tool prints what it chose (bench/RESULTS.md: speed and quality of each)."
+    " elsewhere; the tool prints what it chose (bench/RESULTS.md: the speed and quality of each)."
 )
 
 

@@ -211,6 +211,7 @@ def windows_tf(policy: Normalization, images: tf.Tensor) -> tuple[tf.Tensor, tf.
     degenerate (such an image is to be passed through unchanged).
     """
     import tensorflow as tf
+
     k = tf.shape(images)[0]
     if isinstance(policy, Normalizer):
         ones = tf.ones([k], tf.float64)

@@ -206,7 +206,7 @@ def aligned_empty(shape: tuple[int, ...], alignment: int = 64) -> np.ndarray:
     """An uninitialised float32 array whose data starts on an ``alignment``-byte boundary.
 
     TensorFlow takes a `tf.numpy_function` result this aligned as its tensor's memory;
-    any other it copies, which cost 0.7 ms a 256x256x3 patch here (bench/RESULTS.md).
+    any other it copies, which cost 0.7 ms a 256x256x3 patch here (bench/HISTORY.md).
     """
     size = int(np.prod(shape))
     buffer = np.empty(size + alignment // 4, np.float32)
@@ -269,7 +269,7 @@ def patch_dataset(
     read, normalised, turned and packed by one Python call, into memory TensorFlow
     takes without a copy (`aligned_empty`). With a call and a copy per patch the
     pipeline spent 3.5 CPU ms a patch, against 0.8 ms for the reads themselves
-    (bench/RESULTS.md).
+    (bench/HISTORY.md).
     """
     n, height, width = reader.shape
     count = batch_size * group

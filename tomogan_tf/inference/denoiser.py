@@ -48,7 +48,7 @@ from tomogan_tf.inference.predict import (
 from tomogan_tf.inference.streaming import PIXELS_PER_BATCH, stream_slices, stream_volume
 from tomogan_tf.utils.precision import FLOAT32, Precision
 
-# What `Denoiser.load` computes in unless told: see bench/RESULTS.md ("Precision").
+# What `Denoiser.load` computes in unless told: `tomogan_tf.utils.precision.resolve`.
 DEFAULT_PRECISION = "auto"
 
 __all__ = [

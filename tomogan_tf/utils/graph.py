@@ -1,6 +1,6 @@
 """Graph optimisation by device: Grappler's rewrites off on CPU-only machines.
 
-Measured on the project's 2-core CPU (`bench/bench_grappler.py`, bench/RESULTS.md):
+Measured on the project's 2-core CPU (`bench/bench_grappler.py`, bench/HISTORY.md):
 with TensorFlow's graph optimiser (Grappler) off, an ADL training step takes half the
 time (2.07 -> 1.03 s at patch 64, batch 4) and its first call 11 s less; TomoGAN's step
 is unchanged (4.11 vs 4.10 s at patch 128, batch 8) and its compiled forward pass 10 %
