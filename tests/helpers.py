@@ -98,3 +98,53 @@ def write_noisy_pairs(path: str, n: int = 6, size: int = 32, sigma: float = 0.1,
         for key, value in extra.items():
             f[key] = value
     return path
+
+
+PHANTOM_SIZE = 64
+
+
+def shepp_logan(size: int = PHANTOM_SIZE) -> np.ndarray:
+    """A size x size Shepp-Logan slice in 1/pixel (line integrals up to about 0.8), zero
+    outside the reconstruction circle."""
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import rescale
+
+    image = (0.05 * rescale(shepp_logan_phantom(), size / 400, anti_aliasing=True)).astype("f4")
+    yy, xx = np.mgrid[:size, :size] - size // 2
+    image[yy**2 + xx**2 > (size // 2 - 1) ** 2] = 0
+    return image
+
+
+def half_turn(count: int) -> np.ndarray:
+    """``count`` parallel-beam angles in degrees, uniform in [0, 180)."""
+    return np.linspace(0, 180, count, endpoint=False)
+
+
+def sinogram_of(image: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """(angles, W) line integrals of ``image``, as one detector row records them."""
+    from skimage.transform import radon
+
+    return radon(image, theta=angles, circle=True).T.astype(np.float32)
+
+
+def write_projection_scan(path, image: np.ndarray, angles: int = 48, rows: int = 3,
+                          theta: np.ndarray | bool | None = True) -> str:  # fmt: skip
+    """A noise-free Data Exchange scan: ``rows`` identical detector rows of ``image``.
+
+    Raw counts ``100 + 1e4 exp(-line)`` with flats (1e4 + 100) and darks (100), so
+    flat/dark correction and ``-log`` give the line integrals back; ``theta`` True writes
+    the half-turn's angles, None none, an array those.
+    """
+    angles_deg = half_turn(angles)
+    line = sinogram_of(image, angles_deg)
+    width = image.shape[-1]
+    data = np.repeat((100.0 + 1e4 * np.exp(-line))[:, None, :], rows, axis=1)
+    with h5py.File(path, "w") as f:
+        f["exchange/data"] = data.astype(np.float32)
+        f["exchange/data_white"] = np.full((2, rows, width), 1e4 + 100, np.float32)
+        f["exchange/data_dark"] = np.full((2, rows, width), 100.0, np.float32)
+        if theta is True:
+            f["exchange/theta"] = angles_deg
+        elif theta is not None:
+            f["exchange/theta"] = theta
+    return str(path)

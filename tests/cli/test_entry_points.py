@@ -17,7 +17,7 @@ import sysconfig
 import pytest
 from conftest import ROOT, run_module
 
-TOOLS = ("train", "denoise", "evaluate", "export")
+TOOLS = ("train", "denoise", "evaluate", "export", "reconstruct")
 REQUIRED_FLAG = {"train": "--h5", "denoise": "--input", "evaluate": "--h5", "export": "--out"}
 
 

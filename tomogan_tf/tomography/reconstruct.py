@@ -1,0 +1,71 @@
+"""Reconstructing a scan into the HDF5 slices the denoiser and the trainer read.
+
+`reconstruct` streams a `ProjectionScan` through `fbp` a band of detector rows at a
+time and writes, under a temporary name renamed when complete:
+
+- ``recon`` (rows, W, W) float32: every chosen angle;
+- with ``splits`` K > 1, ``split_0`` ... ``split_{K-1}``: each from its own disjoint,
+  interleaved subset of the angles (`angle_splits`), for Noise2Inverse;
+- ``geometry/theta`` (degrees) and ``geometry/split`` (the split of each angle), and
+  attributes on each slice dataset: ``units`` (1/mm or 1/pixel), ``centre``,
+  ``pixel_mm`` (0 when not given), ``angles``, ``source``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import h5py
+import numpy as np
+
+from tomogan_tf.tomography.fbp import angle_splits, fbp
+from tomogan_tf.tomography.scan import ProjectionScan
+from tomogan_tf.utils.files import atomic_path
+
+FULL = "recon"
+
+
+def split_key(k: int) -> str:
+    return f"split_{k}"
+
+
+def reconstruct(
+    scan: ProjectionScan,
+    output: str,
+    splits: int = 1,
+    pixel_mm: float | None = None,
+    batch: int = 8,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Write the reconstruction of ``scan`` to ``output``; return the datasets written."""
+    subsets = angle_splits(scan.angles, splits) if splits > 1 else []
+    keys = [FULL] + [split_key(k) for k in range(len(subsets))]
+    shape = (scan.rows, scan.width, scan.width)
+    units = "1/mm" if pixel_mm else "1/pixel"
+    started = time.perf_counter()
+    with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
+        geometry = f.create_group("geometry")
+        geometry["theta"] = scan.theta
+        split_of = np.zeros(scan.angles, np.int32)
+        for k, subset in enumerate(subsets):
+            split_of[subset] = k
+        geometry["split"] = split_of
+        out = {}
+        for key in keys:
+            out[key] = f.create_dataset(key, shape, np.float32, chunks=(1, *shape[1:]))
+            angles = scan.angles if key == FULL else len(subsets[keys.index(key) - 1])
+            out[key].attrs.update(units=units, centre=scan.centre, pixel_mm=pixel_mm or 0.0,
+                                  angles=angles, source=scan.path)  # fmt: skip
+        for start in range(0, scan.rows, batch):
+            stop = min(scan.rows, start + batch)
+            sinograms = scan.sinograms(start, stop)
+            out[FULL][start:stop] = fbp(sinograms, scan.theta, scan.centre, pixel_mm)
+            for k, subset in enumerate(subsets):
+                out[split_key(k)][start:stop] = fbp(
+                    sinograms[:, subset], scan.theta[subset], scan.centre, pixel_mm
+                )
+            if progress:
+                seconds = time.perf_counter() - started
+                progress(f"reconstructed slices {stop}/{scan.rows} ({seconds:.0f} s)")
+    return keys
