@@ -1,6 +1,6 @@
 """Regenerate the speed and memory sections of ``bench/RESULTS.md`` from the current code.
 
-    python bench/regenerate.py                         # every section (hours on 2 cores)
+    python bench/regenerate.py                         # every section (about an hour)
     python bench/regenerate.py --only cli training     # some of them
     python bench/regenerate.py --list                  # the sections and their commands
 
