@@ -40,32 +40,28 @@ def reconstruct(
 ) -> list[str]:
     """Write the reconstruction of ``scan`` to ``output``; return the datasets written."""
     subsets = angle_splits(scan.angles, splits) if splits > 1 else []
-    keys = [FULL] + [split_key(k) for k in range(len(subsets))]
+    views = {FULL: np.arange(scan.angles)} | {split_key(k): v for k, v in enumerate(subsets)}
     shape = (scan.rows, scan.width, scan.width)
     units = "1/mm" if pixel_mm else "1/pixel"
     started = time.perf_counter()
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
-        geometry = f.create_group("geometry")
-        geometry["theta"] = scan.theta
         split_of = np.zeros(scan.angles, np.int32)
         for k, subset in enumerate(subsets):
             split_of[subset] = k
-        geometry["split"] = split_of
+        f["geometry/theta"], f["geometry/split"] = scan.theta, split_of
         out = {}
-        for key in keys:
+        for key, picked in views.items():
             out[key] = f.create_dataset(key, shape, np.float32, chunks=(1, *shape[1:]))
-            angles = scan.angles if key == FULL else len(subsets[keys.index(key) - 1])
             out[key].attrs.update(units=units, centre=scan.centre, pixel_mm=pixel_mm or 0.0,
-                                  angles=angles, source=scan.path)  # fmt: skip
+                                  angles=len(picked), source=scan.path)  # fmt: skip
         for start in range(0, scan.rows, batch):
             stop = min(scan.rows, start + batch)
             sinograms = scan.sinograms(start, stop)
-            out[FULL][start:stop] = fbp(sinograms, scan.theta, scan.centre, pixel_mm)
-            for k, subset in enumerate(subsets):
-                out[split_key(k)][start:stop] = fbp(
-                    sinograms[:, subset], scan.theta[subset], scan.centre, pixel_mm
+            for key, picked in views.items():
+                out[key][start:stop] = fbp(
+                    sinograms[:, picked], scan.theta[picked], scan.centre, pixel_mm
                 )
             if progress:
                 seconds = time.perf_counter() - started
                 progress(f"reconstructed slices {stop}/{scan.rows} ({seconds:.0f} s)")
-    return keys
+    return list(views)
