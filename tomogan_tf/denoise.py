@@ -37,7 +37,7 @@ from absl import flags
 
 from tomogan_tf import cli
 from tomogan_tf.errors import InputError
-from tomogan_tf.utils.files import same_file
+from tomogan_tf.utils.files import check_output
 
 FLAGS = flags.FLAGS
 
@@ -128,10 +128,7 @@ def main(argv: list[str]) -> None:
     cli.check_no_arguments(argv)
     if not FLAGS.input or not FLAGS.output:
         raise InputError(None, "--input and --output are required")
-    if same_file(FLAGS.input, FLAGS.output):
-        raise InputError(FLAGS.output, "is the input file; choose another --output")
-    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
-        raise InputError(FLAGS.output, "exists; pass --overwrite to replace it")
+    check_output(FLAGS.output, FLAGS.input, FLAGS.overwrite)
     if file_format(FLAGS.output) == "dicom":  # refused before the model loads
         if file_format(FLAGS.input) != "dicom":
             raise InputError(

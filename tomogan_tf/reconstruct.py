@@ -16,13 +16,13 @@ Reconstruction is scikit-image's ``iradon`` (ramp filter), one slice at a time, 
 
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import flags
 
 from tomogan_tf import cli
 from tomogan_tf.errors import InputError
+from tomogan_tf.utils.files import check_output
 
 FLAGS = flags.FLAGS
 
@@ -89,10 +89,7 @@ def main(argv: list[str]) -> None:
     cli.check_no_arguments(argv)
     if not FLAGS.input or not FLAGS.output:
         raise InputError(None, "--input and --output are required")
-    if os.path.abspath(FLAGS.output) == os.path.abspath(FLAGS.input):
-        raise InputError(FLAGS.output, "the output would overwrite the input")
-    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
-        raise InputError(FLAGS.output, "exists; pass --overwrite to replace it")
+    check_output(FLAGS.output, FLAGS.input, FLAGS.overwrite)
     if FLAGS.pixel_size is not None and not FLAGS.pixel_size > 0:
         raise InputError(None, f"--pixel_size must be positive, got {FLAGS.pixel_size}")
     views = None

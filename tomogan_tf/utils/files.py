@@ -118,6 +118,15 @@ def same_file(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def check_output(output: str, input_path: str, overwrite: bool, flag: str = "--output") -> None:
+    """Refuse an output that is the input, or that exists without ``overwrite``: the
+    tools' check before any work is done."""
+    if same_file(input_path, output):
+        raise InputError(output, f"is the input file; choose another {flag}")
+    if os.path.exists(output) and not overwrite:
+        raise InputError(output, "exists; pass --overwrite to replace it")
+
+
 class AtomicFileSink:
     """Base of the output sinks: one file written under `atomic_path`, renamed when done.
 
