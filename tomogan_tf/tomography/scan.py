@@ -47,16 +47,16 @@ class ProjectionScan:
         path: str,
         key: str | None = None,
         theta_key: str = "theta",
-        views: np.ndarray | None = None,
+        views: np.ndarray | slice | None = None,
         centre: float | None = None,
         minus_log: bool = True,
         splits: int = 1,
     ) -> ProjectionScan:
         """Open a Data Exchange file (``key`` None) or the sinogram stack ``key`` of ``path``.
 
-        ``views`` picks angles by index (default all); ``centre`` defaults to the
-        detector middle; ``splits`` is the number of disjoint angle subsets the caller
-        will make, checked against the number of angles here.
+        ``views`` picks angles by index, or by a slice of them (default all); ``centre``
+        defaults to the detector middle; ``splits`` is the number of disjoint angle
+        subsets the caller will make, checked against the number of angles here.
         """
         f = open_h5(path)
         try:
@@ -66,7 +66,10 @@ class ProjectionScan:
                 scan = cls._sinograms(path, f, key, theta_key)
             theta_all, rows, width, correction, dxchange = scan
             n = len(theta_all)
-            picked = np.arange(n) if views is None else np.asarray(views, dtype=np.int64)
+            if views is None or isinstance(views, slice):
+                picked = np.arange(n)[views or slice(None)]
+            else:
+                picked = np.asarray(views, dtype=np.int64)
             if picked.size == 0 or picked.min() < 0 or picked.max() >= n:
                 raise InputError(path, f"the chosen angles are not within the file's {n}")
             if len(picked) < max(2, splits):
