@@ -99,7 +99,15 @@ def _define_flags() -> None:
     flags.DEFINE_float("i0", 2000.0, "Photons per detector pixel at the beam centre.")
     flags.DEFINE_integer("flats", 10, "Flat-field frames (0: no exchange/data_white).")
     flags.DEFINE_integer("darks", 5, "Dark-field frames (0: no exchange/data_dark).")
-    flags.DEFINE_float("pixel_mm", None, "Pixel size in mm (default 256/size).")
+    flags.DEFINE_float(
+        "pixel_mm", None, "Pixel size in mm (default 256/size, or the style's field of view/size)."
+    )
+    flags.DEFINE_string(
+        "style",
+        None,
+        "A held-out phantom style (knee, head2, pelvis, shepp: data_tools.make_heldout_ct)"
+        " instead of training's anatomy.",
+    )
     flags.DEFINE_integer("seed", 0, "Random seed (same flags + seed -> identical files).")
     flags.DEFINE_boolean("overwrite", False, "Replace existing outputs (otherwise exit 2).")
 
@@ -128,7 +136,7 @@ def main(argv: list[str]) -> None:
     """The program: write ``--out`` (and ``--pair``), print a summary."""
     names = (
         "pair", "n_angles", "rows", "size", "i0", "flats", "darks", "pixel_mm", "seed",
-        "overwrite",
+        "overwrite", "style",
     )  # fmt: skip
 
     def summary(cfg: Any, seconds: float) -> str:

@@ -426,16 +426,22 @@ def slab_line_integrals(
     size: int,
     pixel_mm: float,
     on_row: Callable[[int], None] | None = None,
+    style: str | None = None,
 ) -> tuple[np.ndarray, str]:
     """(n_angles, rows, size) float32 line integrals of ``rows`` adjacent phantom slices.
 
     What a parallel-beam detector with ``rows`` rows sees of one `random_phantom` drawn from
     ``phantom_rng``: slices one pixel apart (isotropic voxels), detector row ``r`` from slice
     ``r``.  Returns the projections and the phantom's kind; ``on_row(r + 1)`` is called after
-    each slice (progress).
+    each slice (progress).  ``style`` (a `data_tools.phantoms_heldout.STYLES` name) draws a
+    held-out phantom of that style instead, anatomy that training never sees.
     """
     step = 2.0 / size  # one pixel in the phantom's normalised units: isotropic voxels
-    phantom = random_phantom(phantom_rng, z_center=(rows - 1) * step / 2)
+    z_center = (rows - 1) * step / 2
+    if style is None:
+        phantom = random_phantom(phantom_rng, z_center=z_center)
+    else:
+        phantom = heldout_phantom(style, phantom_rng, z_center, size)
     p = np.empty((len(theta), rows, size), np.float32)
     for r in range(rows):
         mu = phantom_slice(phantom, r * step, size)

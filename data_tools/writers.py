@@ -320,17 +320,24 @@ def make_projection_dataset(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
+    style: str | None = None,
 ) -> None:
     """Write synthetic Data Exchange projections to ``path`` (and a noise repeat to ``pair``).
 
     See `data_tools.make_projection_dataset` for the layout and physics. ``pixel_mm``
-    defaults to DEFAULT_FOV_MM / size. Deterministic for given arguments (the first file
-    is the same with or without ``pair``). Files are written under temporary names and
+    defaults to DEFAULT_FOV_MM / size, or the style's field of view / size for a held-out
+    ``style`` (`data_tools.phantoms_heldout.STYLES`; None: training's anatomy).
+    Deterministic for given arguments (the first file is the same with or without
+    ``pair``). Files are written under temporary names and
     renamed when all are complete, in order. Raises CTDatasetError (OutputExistsError if
     an output exists and not ``overwrite``).
     """
     path = os.fspath(path)
     pair = None if pair is None else os.fspath(pair)
+    if style is not None and style not in STYLES:
+        raise CTDatasetError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
+    if style is not None and pixel_mm is None:
+        pixel_mm = STYLE_FOV_MM[style] / size
     pixel_mm = check_scan_settings(
         size=size,
         views=n_angles,
@@ -364,7 +371,7 @@ def make_projection_dataset(
             # entered last to first, so the renames at the end happen first to last
             tmps = [stack.enter_context(atomic_path(out)) for out in reversed(outputs)][::-1]
             p, kind = slab_line_integrals(
-                phantom_rng, theta, rows, size, float(pixel_mm), on_row=bar.update
+                phantom_rng, theta, rows, size, float(pixel_mm), on_row=bar.update, style=style
             )
             beam = beam_profile(rows, size, float(i0), instrument_rng)
             dark = dark_offset(rows, size, instrument_rng)

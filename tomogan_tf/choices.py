@@ -21,6 +21,7 @@ VGG_NETWORKS = ("vgg16", "vgg19")
 MASKS = ("grid", "random")
 GRID_FILLS = ("mean", "zero")
 
-# How a trained model is applied: directly, or J-invariantly for a Noise2Self model
-# (`tomogan_tf.inference.predict`).
-INFERENCE = ("direct", "jinv")
+# How a trained model is applied: directly, J-invariantly for a Noise2Self model
+# (`tomogan_tf.inference.predict`), or to the K held-out means of a Noise2Inverse
+# model's sub-reconstructions, averaged (`tomogan_tf.inference.denoiser`).
+INFERENCE = ("direct", "jinv", "n2i")

@@ -100,7 +100,10 @@ def define_flags() -> None:
         "direct",
         INFERENCE,
         "direct: one pass; jinv: Noise2Self's J-invariant prediction, each pixel predicted"
-        " with itself hidden (16 passes in 2-D, 64 in 3-D).",
+        " with itself hidden (16 passes in 2-D, 64 in 3-D); n2i: Noise2Inverse's rule for a"
+        " --mode n2i model: the input's K sub-reconstructions (the model's --split_key, not"
+        " --input_key) give K means of K-1 of them, each denoised, and the K results are"
+        " averaged (K passes).",
     )
     cli.define_precision_flag(help_text=cli.PRECISION_HELP + " A SavedModel computes as exported.")
     flags.DEFINE_bool(
@@ -152,7 +155,8 @@ def main(argv: list[str]) -> None:
         # e.g. a model trained on Data Exchange projections, given a TIFF of projections
         layout = get_layout(LAYOUTS[0])
     attrs = {"source": os.path.abspath(FLAGS.input)}
-    with layout.open_input(FLAGS.input, FLAGS.input_key, found.trained) as source:
+    n2i = FLAGS.inference == "n2i"
+    with layout.open_input(FLAGS.input, FLAGS.input_key, found.trained, splits=n2i) as source:
         from tomogan_tf.inference import Denoiser
 
         denoiser = Denoiser.load(

@@ -68,9 +68,12 @@ def summary(config, metrics: dict) -> str:
             f"validation PSNR {metrics['psnr']:.2f} dB at hidden pixels against the noisy"
             " images (no clean image was read; score clean data with tomogan_tf.evaluate)"
         )
-    against = "against the clean images" if mode == "supervised" else (
-        "against the second noisy measurement (no clean image was read)"
-    )  # fmt: skip
+    against = {
+        "supervised": "against the clean images",
+        "n2n": "against the second noisy measurement (no clean image was read)",
+        "n2i": "noisy = mean of K-1 sub-reconstructions, scored against the held-out one"
+        " (no clean image was read; score clean data with tomogan_tf.evaluate)",
+    }[mode]
     return (
         f"held-out PSNR {metrics['psnr_noisy']:.2f} dB noisy -> {metrics['psnr']:.2f} dB"
         f" denoised ({metrics['psnr'] - metrics['psnr_noisy']:+.2f} dB), SSIM"

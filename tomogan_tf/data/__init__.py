@@ -16,7 +16,7 @@ _EXPORTS = {
     "fit_normalizer": "tomogan_tf.data.normalization",
     "StackReader": "tomogan_tf.data.pipeline",
     "cube_dataset": "tomogan_tf.data.pipeline",
-    "neighbour_indices": "tomogan_tf.data.pipeline",
+    "neighbour_indices": "tomogan_tf.data.sources.base",
     "patch_dataset": "tomogan_tf.data.pipeline",
     "slice_dataset": "tomogan_tf.data.pipeline",
     "ArrayStack": "tomogan_tf.data.sources",

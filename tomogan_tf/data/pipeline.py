@@ -18,37 +18,13 @@ import tensorflow as tf
 
 from tomogan_tf.data.normalization import Normalization, Normalizer, UnmappableImage
 from tomogan_tf.data.sources import ImageStack, open_hdf5
+from tomogan_tf.data.sources.base import neighbour_indices  # noqa: F401  (its old home)
 from tomogan_tf.errors import InputError
 
 # Reader calls in flight, one per core up to 8 (each holds a whole iteration's patches:
 # 50 MiB at TomoGAN's defaults), and elements read ahead.
 READERS = min(8, max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
 PREFETCH = 2
-
-
-def neighbour_indices(index: int, n: int, depth: int) -> list[int]:
-    """Indices of the ``depth`` slices centred on ``index``, mirrored about it at the ends.
-
-    A neighbour past an end is replaced by the one as far on the other side of
-    ``index``, so in a stack of at least ``depth`` slices no neighbour is the centre
-    slice itself (Noise2Self hides the centre; a copy beside it would show it).
-    Shorter stacks repeat slices (reflected at the ends).
-
-    Example:
-    >>> neighbour_indices(0, 10, 5), neighbour_indices(1, 10, 5)
-    ([2, 1, 0, 1, 2], [3, 0, 1, 2, 3])
-    """
-    radius = depth // 2
-    out = []
-    for j in range(index - radius, index + radius + 1):
-        if not 0 <= j < n:
-            j = 2 * index - j
-        if not 0 <= j < n:  # fewer than depth slices
-            period = 2 * (n - 1)
-            j = j % period if n > 1 else 0
-            j = period - j if j >= n else j
-        out.append(j)
-    return out
 
 
 class StackReader:
@@ -135,7 +111,7 @@ class StackReader:
         With ``normalization`` both are mapped by the centre slice's window.
         """
         index, y, x, height, width = (int(v) for v in (index, y, x, height, width))
-        neighbours = neighbour_indices(index, self.shape[0], self.depth)
+        neighbours = self.noisy.neighbours(index, self.depth)
         if neighbours == list(range(neighbours[0], neighbours[-1] + 1)):
             neighbours = (neighbours[0], neighbours[-1] + 1)
         region = np.s_[y : y + height, x : x + width]

@@ -30,6 +30,7 @@ import numpy as np
 
 from tomogan_tf.data.normalization import Normalization
 from tomogan_tf.data.sources import ArrayStack, ImageStack
+from tomogan_tf.data.sources.splits import SplitReconstructions, average_groups
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.loaders import (
     DEFAULT_MODEL,
@@ -82,9 +83,11 @@ class Denoiser(Predictor):
             receptive-field radius of the model (at most `MAX_MARGIN_3D` in 3-D).
         batch_size: slices per forward pass (2-D only); default: ~2 Mpixel a pass.
         dims: 2 for slice-by-slice models, 3 for volumetric ones.
-        inference: ``"direct"`` (one pass) or ``"jinv"``: Noise2Self's J-invariant
+        inference: ``"direct"`` (one pass), ``"jinv"``: Noise2Self's J-invariant
             prediction, every pixel predicted with itself hidden by the period-4 grid,
-            one pass per grid phase (16); 2-D models only.
+            one pass per grid phase (16), or ``"n2i"``: Noise2Inverse's, for sources
+            that are K sub-reconstructions (`SplitReconstructions`): each mean of K - 1
+            of them denoised and the K results averaged; 2-D models only.
         trained: how the model was trained, from its run's config (`TRAINED_DEFAULTS`
             for what is not recorded): ``mode``, ``layout``, ``minus_log`` and
             ``flat_field`` (the input its data came in), ``mask``, ``mask_fill``.
@@ -188,6 +191,10 @@ class Denoiser(Predictor):
             raise InputError(
                 None, f"a 3-D model denoises volumes (N, H, W), not one {images.shape} image"
             )
+        if self.inference == "n2i":
+            raise InputError(
+                None, "--inference n2i denoises K sub-reconstructions: use denoise_splits"
+            )
         stack = images[None] if images.ndim == 2 else images
         out = np.empty(stack.shape, np.float32)
 
@@ -196,6 +203,19 @@ class Denoiser(Predictor):
 
         self.stream(ArrayStack(stack), write)
         return out[0] if images.ndim == 2 else out
+
+    def denoise_splits(self, splits: list[np.ndarray]) -> np.ndarray:
+        """Noise2Inverse's rule on K aligned (N, H, W) sub-reconstructions in memory:
+        the mean of the model's outputs on the K means of K - 1 of them."""
+        source = SplitReconstructions([ArrayStack(np.asarray(s), f"split {k}")
+                                       for k, s in enumerate(splits)])  # fmt: skip
+        out = np.empty(source.shape, np.float32)
+
+        def write(start: int, data: np.ndarray) -> None:
+            out[start : start + len(data)] = data
+
+        self._stream_splits(source, write)
+        return out
 
     def denoise_file(self, source: ImageStack, sink: Any, progress: bool = True) -> None:
         """Stream ``source`` through the model into ``sink``, a batch of slices at a time."""
@@ -206,9 +226,22 @@ class Denoiser(Predictor):
     ) -> None:
         """Denoise a stack source batch by batch, handing each result to ``write(start, data)``.
 
-        Results arrive in slice order; 3-D models see the stack as one volume.
+        Results arrive in slice order; 3-D models see the stack as one volume. With
+        ``inference="n2i"`` the source must be `SplitReconstructions`.
         """
-        if self.dims == 3:
+        if self.inference == "n2i":
+            self._stream_splits(source, write, progress)
+        elif self.dims == 3:
             stream_volume(self, source, write, progress)
         else:
             stream_slices(self, source, write, self.batch_size, progress)
+
+    def _stream_splits(self, source: ImageStack, write, progress: bool = False) -> None:
+        if not isinstance(source, SplitReconstructions):
+            raise InputError(
+                source.path,
+                "--inference n2i needs the K sub-reconstructions of a scan"
+                " (tomogan_tf.reconstruct --splits K writes them)",
+            )
+        inputs = source.held_out_inputs()
+        stream_slices(self, inputs, average_groups(source.count, write), self.batch_size, progress)

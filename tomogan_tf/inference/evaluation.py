@@ -52,7 +52,9 @@ def evaluate(
     scores: dict[str, list[float]] = {k: [] for k in ("psnr_noisy", "ssim_noisy", "psnr", "ssim")}
     with ExitStack() as files:
         clean_source = files.enter_context(open_stack(path, clean_key))
-        noisy = files.enter_context(reader.open_input(path, noisy_key, denoiser.trained))
+        noisy = files.enter_context(
+            reader.open_input(path, noisy_key, denoiser.trained, splits=denoiser.inference == "n2i")
+        )
         if noisy.shape != clean_source.shape:
             raise InputError(
                 path,

@@ -48,7 +48,23 @@ TRAINED_DEFAULTS = {
     "flat_field": None,  # dxchange: whether training divided by flat fields
     "mask": "grid",
     "mask_fill": "mean",
+    "splits": None,  # n2i: K, the sub-reconstructions a slice is denoised from
+    "split_key": None,  # n2i: their dataset names, {k} = 0..K-1
 }
+
+
+def training_record(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run's (flat) config says of how its model was trained, for inference.
+
+    A Noise2Inverse model denoises reconstructed slices, whatever its training input
+    was (a Data Exchange scan is reconstructed first): its inputs are named stacks.
+    """
+    trained = {k: config[k] for k in TRAINED_DEFAULTS if k in config}
+    if trained.get("mode") == "n2i":
+        trained["layout"] = "tomogan"
+    else:
+        trained.pop("splits", None), trained.pop("split_key", None)
+    return trained
 
 
 @dataclass
@@ -120,7 +136,7 @@ def locate_model(model: str | None = None) -> ModelFile:
         raise InputError(model, "not a run directory, .keras file or SavedModel")
     if kind == "keras":
         config, _ = _keras_record(path)
-        trained = {k: config[k] for k in TRAINED_DEFAULTS if k in config}
+        trained = training_record(config)
     else:
         trained = read_export_metadata(path).get("trained") or {}
     return ModelFile(path, kind, {**TRAINED_DEFAULTS, **trained})
@@ -205,7 +221,7 @@ def load_keras(path: str, precision: str = "float32") -> LoadedModel:
         multiple=family.input_multiple,
         name=path,
         dims=family.dims,
-        trained={k: config[k] for k in TRAINED_DEFAULTS if k in config},
+        trained=training_record(config),
         generator=generator,
         precision=chosen,
     )

@@ -87,6 +87,8 @@ class Predictor:
                 "--inference jinv is for 2-D models (a 3-D model would need 64 passes of"
                 " every cube); use --inference direct",
             )
+        if inference == "n2i" and dims == 3:
+            raise InputError(name, "--inference n2i is for 2-D models (trained with --mode n2i)")
         self.inference, self.mask_fill = inference, mask_fill
         self.predict, self.normalization = predict, normalization
         self.depth, self.multiple, self.name, self.dims = depth, multiple, name, dims

@@ -21,7 +21,6 @@ import keras
 import numpy as np
 
 from tomogan_tf.data.normalization import Normalizer
-from tomogan_tf.data.pipeline import neighbour_indices
 from tomogan_tf.data.sources import ImageStack
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.predict import Predictor
@@ -61,7 +60,7 @@ def stream_slices(
     bar = keras.utils.Progbar(n, unit_name="slice") if progress else None
     for start in range(0, n, batch):
         indices = list(range(start, min(n, start + batch)))
-        neighbours = [neighbour_indices(i, n, predictor.depth) for i in indices]
+        neighbours = [source.neighbours(i, predictor.depth) for i in indices]
         needed = sorted({j for group in neighbours for j in group})
         slices = dict(zip(needed, source.read(needed), strict=True))
         stacks = np.stack([np.stack([slices[j] for j in g], axis=-1) for g in neighbours])

@@ -13,6 +13,8 @@ time and writes, under a temporary name renamed when complete:
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 
@@ -24,6 +26,8 @@ from tomogan_tf.tomography.scan import ProjectionScan
 from tomogan_tf.utils.files import atomic_path
 
 FULL = "recon"
+#: Noise2Inverse's reconstruction of a training scan, in the run directory.
+CACHE_FILE = "n2i_reconstruction.h5"
 
 
 def split_key(k: int) -> str:
@@ -37,14 +41,19 @@ def reconstruct(
     pixel_mm: float | None = None,
     batch: int = 8,
     progress: Callable[[str], None] | None = None,
+    attrs: dict | None = None,
 ) -> list[str]:
-    """Write the reconstruction of ``scan`` to ``output``; return the datasets written."""
+    """Write the reconstruction of ``scan`` to ``output``; return the datasets written.
+
+    ``attrs`` go on the file's root.
+    """
     subsets = angle_splits(scan.angles, splits) if splits > 1 else []
     views = {FULL: np.arange(scan.angles)} | {split_key(k): v for k, v in enumerate(subsets)}
     shape = (scan.rows, scan.width, scan.width)
     units = "1/mm" if pixel_mm else "1/pixel"
     started = time.perf_counter()
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update(attrs or {})
         split_of = np.zeros(scan.angles, np.int32)
         for k, subset in enumerate(subsets):
             split_of[subset] = k
@@ -65,3 +74,36 @@ def reconstruct(
                 seconds = time.perf_counter() - started
                 progress(f"reconstructed slices {stop}/{scan.rows} ({seconds:.0f} s)")
     return list(views)
+
+
+def cached_reconstruction(
+    scan_path: str, workdir: str, splits: int, centre: float | None = None
+) -> str:
+    """``workdir``/`CACHE_FILE`: the K-split reconstruction of a Data Exchange scan, made
+    on first use and reused while the scan file (path, size, time) and the settings
+    are unchanged; a stale one is made again. Never written inside the input file.
+    """
+    from absl import logging
+
+    stat = os.stat(scan_path)
+    made_from = json.dumps(
+        dict(source=os.path.abspath(scan_path), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns,
+             splits=int(splits), centre=None if centre is None else float(centre))
+    )  # fmt: skip
+    path = os.path.join(workdir, CACHE_FILE)
+    if os.path.exists(path):
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("made_from") == made_from:
+                    return path
+        except OSError:
+            pass  # unreadable: made again
+        logging.info("%s is from another scan or settings: reconstructing again", path)
+    os.makedirs(workdir, exist_ok=True)
+    with ProjectionScan.open(scan_path, centre=centre, splits=splits) as scan:
+        logging.info(
+            "Noise2Inverse: reconstructing %d slices of %s from %d angles in %d splits -> %s",
+            scan.rows, scan_path, scan.angles, splits, path,
+        )  # fmt: skip
+        reconstruct(scan, path, splits, progress=logging.info, attrs={"made_from": made_from})
+    return path

@@ -76,8 +76,11 @@ class DataConfig:
     mode: str = setting(
         "supervised",
         "What the generator learns from: clean targets (supervised), a second independent"
-        " noisy measurement of each slice (n2n, Noise2Noise), or the noisy images alone"
-        " with J-invariant masking (n2s, Noise2Self).",
+        " noisy measurement of each slice (n2n, Noise2Noise), the noisy images alone"
+        " with J-invariant masking (n2s, Noise2Self), or K sub-reconstructions from"
+        " disjoint projection angles, each predicted from the mean of the others (n2i,"
+        " Noise2Inverse: --h5 holds them as --split_key, or is a Data Exchange scan with"
+        " --layout dxchange, reconstructed into the run directory).",
         choices=MODES,
         frozen=True,
     )
@@ -111,7 +114,26 @@ class DataConfig:
     )
     val_fraction: float = setting(
         0.1,
-        "dxchange: fraction of projections (the last ones) held out for validation.",
+        "dxchange: fraction of projections (the last ones) held out for validation;"
+        " n2i: fraction of slices (the last ones).",
+        frozen=True,
+    )
+    splits: int = setting(
+        4,
+        "n2i: K, the disjoint angle subsets the scan is reconstructed from (angle i goes"
+        " to subset i mod K).",
+        minimum=2,
+        frozen=True,
+    )
+    split_key: str = setting(
+        "split_{k}",
+        "n2i: the sub-reconstruction stacks in --h5, {k} = 0..K-1 (what"
+        " tomogan_tf.reconstruct --splits K writes).",
+        frozen=True,
+    )
+    centre: float | None = setting(
+        None,
+        "n2i --layout dxchange: rotation axis as a detector column (default: the middle).",
         frozen=True,
     )
     psz: int | None = setting(
@@ -159,6 +181,13 @@ class ModelConfig:
         "TomoGAN only: predict the noise and subtract it from the input "
         "(the paper's is a direct output; idgan is always residual).",
         frozen=True,
+    )
+    init_from: str | None = setting(
+        None,
+        "Start from a trained model's weights, in any --mode (adapting it to this data): a"
+        " run directory, a .keras file with its run's config.json, or 'shipped'. --model,"
+        " --depth, --residual and the normalisation follow it (giving others is refused);"
+        " the first start loads it, a resume continues from the checkpoint.",
     )
 
     @property
@@ -448,8 +477,21 @@ class TrainConfig:
             _resolve(getattr(self, name), defaults)
         return self
 
+    def set(self, flag: str, value: Any) -> None:
+        """Set the setting named as its flag is."""
+        s = _BY_FLAG[flag]
+        setattr(getattr(self, s.section), s.name, value)
+
     def validate(self) -> TrainConfig:
-        """Resolve the defaults; raise `InputError` for settings that cannot work."""
+        """Resolve the defaults; raise `InputError` for settings that cannot work.
+
+        With ``init_from`` the architecture and normalisation are first taken from
+        that model (`tomogan_tf.training.init_from.follow_source`).
+        """
+        if self.model.init_from:
+            from tomogan_tf.training.init_from import follow_source
+
+            follow_source(self)
         if self.model.family not in FAMILIES:
             raise InputError(None, f"--model must be one of {', '.join(FAMILIES)}")
         if self.data.layout not in LAYOUTS:
@@ -522,6 +564,21 @@ class TrainConfig:
                 problems.append("--mode n2s needs --lmse or --ll1 > 0")
             if data.gt_key or data.val_gt_key:
                 problems.append("--mode n2s learns from the noisy stack alone: drop --gt_key")
+        if data.mode == "n2i":
+            if model.dims == 3:
+                problems.append(
+                    f"--mode n2i trains on slices; --model {model.family} is 3-D: use a 2-D model"
+                )
+            if data.gt_key or data.val_gt_key:
+                problems.append(
+                    "--mode n2i pairs the sub-reconstructions with each other: drop --gt_key"
+                )
+            if "{k}" not in data.split_key:
+                problems.append(f"--split_key must contain {{k}}, got '{data.split_key}'")
+        elif data.centre is not None:
+            problems.append("--centre applies to --mode n2i --layout dxchange only")
+        if not 0 < data.val_fraction < 1:
+            problems.append("--val_fraction must be between 0 and 1")
         if data.target_h5 and data.mode != "n2n":
             problems.append("--target_h5 applies to --mode n2n only")
         return problems

@@ -68,6 +68,7 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "supervised": {},
     "n2n": dict(ladv=0.0, lperc=0.0),
     "n2s": dict(ladv=0.0, lperc=0.0, lpyr=0.0, lhist=0.0),
+    "n2i": dict(ladv=0.0, lperc=0.0),
 }
 MODES = tuple(MODE_DEFAULTS)
 

@@ -21,6 +21,7 @@ from tomogan_tf.losses import VGGPerceptualLoss, load_vgg
 from tomogan_tf.models import build_discriminator, build_generator
 from tomogan_tf.training.callbacks import RunCheckpoint, StopAtIteration, TensorBoardLogger
 from tomogan_tf.training.config import RunConfig, TrainConfig
+from tomogan_tf.training.init_from import load_initial_weights
 from tomogan_tf.training.run import TrainingStacks
 from tomogan_tf.training.run_dir import RunDir
 from tomogan_tf.training.trainer import GANTrainer
@@ -125,6 +126,9 @@ def fit(config: TrainConfig, run: RunDir, stacks: TrainingStacks, verbose: int) 
     best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
     checkpoint = training_checkpoint(trainer, best)
     restored = run.restore_newest(checkpoint)
+    if not restored and config.model.init_from:
+        source = load_initial_weights(trainer.generator, config.model.init_from)
+        logging.info("starting from the weights of %s", source)
     run.save_config(config)
     manager = run.checkpoint_manager(checkpoint, config.run.max_keep)
     if restored:

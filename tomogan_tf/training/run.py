@@ -47,16 +47,19 @@ def _resume_config(config: TrainConfig, run: RunDir) -> TrainConfig:
     return config
 
 
-def check_training_data(config: TrainConfig) -> TrainingStacks:
+def check_training_data(config: TrainConfig, workdir: str | None = None) -> TrainingStacks:
     """The checked (noisy, target, validation noisy, validation target) stacks.
 
     Fits the normalisation (and takes the layout's flat field) on a first start.
-    TensorFlow-free; runs (and frees every h5py object) before any tf.data reader
-    thread starts.
+    ``workdir``: the run directory, where a layout keeps what it derives (Noise2Inverse's
+    reconstruction of a scan). TensorFlow-free; runs (and frees every h5py object)
+    before any tf.data reader thread starts.
     """
     data, model = config.data, config.model
     volumes = model.dims == 3
-    noisy, target, val_noisy, val_target, fitted = get_layout(data.layout).training_stacks(data)
+    noisy, target, val_noisy, val_target, fitted = get_layout(data.layout).training_stacks(
+        data, workdir
+    )
     if config.fitted.flat_field is None and "flat_field" in fitted:
         config.fitted.flat_field = fitted["flat_field"]
     if data.mode == "n2s" and model.depth > 1:
@@ -110,7 +113,7 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
 
 def _train_locked(config: TrainConfig, run: RunDir, verbose: int) -> dict[str, float]:
     config = _resume_config(config, run)
-    stacks = check_training_data(config)
+    stacks = check_training_data(config, run.path)
     from tomogan_tf.training.fitting import fit  # TensorFlow loads here, inputs checked
 
     return fit(config, run, stacks, verbose)

@@ -16,7 +16,8 @@ With ``ladv = 0`` there is no discriminator and nothing is spent on it.
 
 The target is the clean image (``mode="supervised"``), a second independent noisy
 measurement of the same scene (``"n2n"``: Noise2Noise, the expected loss differs
-from the clean one by a constant), or the noisy input itself (``"n2s"``:
+from the clean one by a constant; ``"n2i"``: Noise2Inverse, the same with one
+sub-reconstruction predicted from the mean of the others), or the noisy input itself (``"n2s"``:
 Noise2Self, where each generator step hides a set of pixels from the network with
 `tomogan_tf.data.masking` and scores the prediction there only).
 """
@@ -59,7 +60,7 @@ class GANTrainer(keras.Model):
             on the full-resolution output.
         schedule: steps per iteration, warm-ups and critic period (`ScheduleConfig`;
             see the module docstring; default: TomoGAN's).
-        mode: ``"supervised"``, ``"n2n"`` or ``"n2s"`` (see the module docstring).
+        mode: ``"supervised"``, ``"n2n"``, ``"n2s"`` or ``"n2i"`` (see the module docstring).
         input_multiple: H and W the generator needs to divide; validation pads to it.
         seed: of the random blind-spot masks, drawn per step from ``(seed, step)``.
 

@@ -3,10 +3,12 @@
 Training reads flat/dark-corrected projections of ``h5`` (Noise2Self), or of ``h5``
 and a second scan ``target_h5`` (Noise2Noise), and holds their last ``val_fraction``
 out for validation: adjacent angles look alike, so a block at the end is more nearly
-unseen than every k-th one. Denoise reads a Data Exchange file corrected as in
-training and writes a copy of it with only ``/exchange/data`` replaced; evaluate
-scores against the ``reference/`` datasets ``data_tools.make_projection_dataset``
-writes.
+unseen than every k-th one. Noise2Inverse instead trains on slices: the scan is
+reconstructed once into K sub-reconstructions in the run directory
+(`tomogan_tf.tomography.reconstruct.cached_reconstruction`). Denoise reads a Data
+Exchange file corrected as in training and writes a copy of it with only
+``/exchange/data`` replaced; evaluate scores against the ``reference/`` datasets
+``data_tools.make_projection_dataset`` writes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tomogan_tf.data.dxchange import DATA, THETA
-from tomogan_tf.data.layouts.base import Layout, TrainingStacks
+from tomogan_tf.data.layouts.base import Layout, TrainingStacks, noise2inverse_stacks
 from tomogan_tf.data.sinks import DxchangeSink
 from tomogan_tf.data.sources import DxchangeStack, ImageStack, file_format, scan_finite
 from tomogan_tf.data.sources.dxchange import open_dxchange
@@ -33,19 +35,29 @@ class DxchangeLayout(Layout):
         problems = []
         if data.mode == "supervised":
             problems.append(
-                "Data Exchange files hold no clean images: use --mode n2s, or --mode n2n"
-                " with --target_h5"
+                "Data Exchange files hold no clean images: use --mode n2s, --mode n2i"
+                " (reconstructed slices), or --mode n2n with --target_h5"
+            )
+        if data.mode == "n2i" and data.minus_log:
+            problems.append(
+                "--minus_log does not apply to --mode n2i: the projections are always"
+                " reconstructed from their line integrals"
             )
         if data.mode == "n2n" and not data.target_h5:
             problems.append(
                 "--mode n2n --layout dxchange needs --target_h5, a second Data Exchange"
                 " file of the same scan"
             )
-        if not 0 < data.val_fraction < 1:
-            problems.append("--val_fraction must be between 0 and 1")
         return problems
 
-    def training_stacks(self, data: Any) -> TrainingStacks:
+    def training_stacks(self, data: Any, workdir: str | None = None) -> TrainingStacks:
+        if data.mode == "n2i":
+            from tomogan_tf.tomography.reconstruct import cached_reconstruction
+
+            if workdir is None:
+                raise InputError(data.h5, "Noise2Inverse from projections needs a run directory")
+            path = cached_reconstruction(data.h5, workdir, data.splits, data.centre)
+            return noise2inverse_stacks(path, data)
         stack = _projections(data.h5, data.minus_log)
         stacks: list[DxchangeStack] = [stack]
         if data.mode == "n2n":
@@ -72,9 +84,16 @@ class DxchangeLayout(Layout):
             return train[0], None, val[0], None, fitted
         return train[0], train[1], val[0], val[1], fitted
 
-    def open_input(self, path: str, key: str | None, trained: dict) -> ImageStack:
+    def open_input(
+        self, path: str, key: str | None, trained: dict, splits: bool = False
+    ) -> ImageStack:
         """The corrected projections of ``path``, refused if corrected unlike training
-        (flat fields or not); ``key`` does not apply."""
+        (flat fields or not); ``key`` does not apply, nor ``splits`` (models trained on
+        projections denoise projections)."""
+        if splits:
+            raise InputError(
+                path, "--inference n2i takes reconstructed sub-reconstructions, not projections"
+            )
         source = open_dxchange(path, minus_log=bool(trained.get("minus_log")))
         check_flat_field(source, trained.get("flat_field"))
         return source

@@ -30,6 +30,31 @@ SAMPLED_SLICES = 64
 WHOLE = np.s_[:, :]  # the region of a whole (H, W) image
 
 
+def neighbour_indices(index: int, n: int, depth: int) -> list[int]:
+    """Indices of the ``depth`` slices centred on ``index``, mirrored about it at the ends.
+
+    A neighbour past an end is replaced by the one as far on the other side of
+    ``index``, so in a stack of at least ``depth`` slices no neighbour is the centre
+    slice itself (Noise2Self hides the centre; a copy beside it would show it).
+    Shorter stacks repeat slices (reflected at the ends).
+
+    Example:
+    >>> neighbour_indices(0, 10, 5), neighbour_indices(1, 10, 5)
+    ([2, 1, 0, 1, 2], [3, 0, 1, 2, 3])
+    """
+    radius = depth // 2
+    out = []
+    for j in range(index - radius, index + radius + 1):
+        if not 0 <= j < n:
+            j = 2 * index - j
+        if not 0 <= j < n:  # fewer than depth slices
+            period = 2 * (n - 1)
+            j = j % period if n > 1 else 0
+            j = period - j if j >= n else j
+        out.append(j)
+    return out
+
+
 class ImageStack(ABC):
     """Slices (N, H, W) read as corrected float32, any subset and region at a time.
 
@@ -90,6 +115,14 @@ class ImageStack(ABC):
         data = self.correct(self._read_raw(slice(start, stop), region), region)
         check_finite(data, self, list(range(start, stop)) if where is None else where)
         return data
+
+    def neighbours(self, index: int, depth: int) -> list[int]:
+        """The ``depth`` slices a model reads around slice ``index`` (`neighbour_indices`).
+
+        Stacks whose slices are not one sequence (Noise2Inverse's held-out pairs,
+        `tomogan_tf.data.sources.splits`) say here which slices are adjacent.
+        """
+        return neighbour_indices(index, self.shape[0], depth)
 
     # ---------------------------------------------------------------- naming, views
     def describe(self) -> str:
