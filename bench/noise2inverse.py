@@ -163,7 +163,9 @@ def apply(model: str | None, test: Path, inference: str = "direct") -> tuple[np.
     return out, time.perf_counter() - start
 
 
-def one_dose(out: Path, dose: float, rows: int, maxiter: int, seed: int) -> list[dict]:
+def one_dose(
+    out: Path, dose: float, rows: int, maxiter: int, seed: int, methods, classical: bool
+) -> list[dict]:
     files = prepare(out, dose, rows, seed)
     tag = f"i0_{dose:g}"
     h5, test = files["train"], files["test"]
@@ -178,6 +180,7 @@ def one_dose(out: Path, dose: float, rows: int, maxiter: int, seed: int) -> list
         "n2i_short": (n2i, short),
         "shipped+n2i_short": ([*n2i, "--init_from", "shipped"], short),
     }
+    runs = {name: run for name, run in runs.items() if methods is None or name in methods}
     times = {}
     for name, (args, iterations) in runs.items():
         times[name] = train(out, f"{tag}_{name}", h5, args, iterations)
@@ -198,6 +201,8 @@ def one_dose(out: Path, dose: float, rows: int, maxiter: int, seed: int) -> list
         (f"shipped + n2i, {short} iterations, its rule", "shipped+n2i_short", "n2i"),
     ]
     for label, name, inference in plan:
+        if name is not None and name not in runs:
+            continue
         model = None if name is None else str(out / f"{tag}_{name}")
         denoised, seconds = apply(model, test, inference)
         row = scored(label, denoised, clean, seconds)
@@ -205,8 +210,8 @@ def one_dose(out: Path, dose: float, rows: int, maxiter: int, seed: int) -> list
         row["iterations"] = runs[name][1] if name else 0
         rows_out.append(row)
         print(f"{tag}: {label}: {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}", flush=True)
-    methods = ["nlm", "bm3d"] if bm3d_available() else ["nlm"]
-    for result in run_classical(noisy, clean, methods, tune_slices={m: None for m in methods}):
+    classics = (["nlm", "bm3d"] if bm3d_available() else ["nlm"]) if classical else []
+    for result in run_classical(noisy, clean, classics, tune_slices={m: None for m in classics}):
         label = f"{result['method']}, {result['setting']} ({result['param_label']})"
         rows_out.append(dict(method=label, psnr=result["psnr"], ssim=result["ssim"],
                              s_per_slice=result["s_per_slice"], train_s=0.0))  # fmt: skip
@@ -235,20 +240,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=48)
     parser.add_argument("--maxiter", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--methods", nargs="+", default=None, help="Train only these runs.")
+    parser.add_argument("--no_classical", action="store_true", help="Skip NLM and BM3D.")
+    parser.add_argument("--section", default="noise2inverse", help="RESULTS.md section key.")
     parser.add_argument("--results", default=None, help="Write the tables into this RESULTS.md.")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tables = []
     for dose in args.doses:
-        rows = one_dose(out, dose, args.rows, args.maxiter, args.seed)
+        rows = one_dose(out, dose, args.rows, args.maxiter, args.seed, args.methods,
+                        not args.no_classical)  # fmt: skip
         (out / f"i0_{dose:g}_scores.json").write_text(json.dumps(rows, indent=1))
         tables.append(table(dose, rows, args.rows - args.rows * 7 // 12 - args.rows // 12))
     command = "python bench/noise2inverse.py " + shlex.join(sys.argv[1:])
     body = "\n\n".join([provenance(), f"Command: `{command}`", *tables])
     print(body)
     if args.results:
-        write_section(args.results, "noise2inverse", body)
+        write_section(args.results, args.section, body)
     os._exit(0)  # tf.data / TensorFlow threads can hold a plain script at exit
 
 

@@ -15,7 +15,10 @@ context in voxels; the volume streams through in z-slabs of ``--tile`` slices, a
 A model trained on Data Exchange projections (``--layout dxchange``) reads a Data
 Exchange file, flat/dark corrects it as in training, and writes a copy of it in which
 only ``/exchange/data`` holds the denoised projections, in the input's dtype.
-``--inference jinv`` gives a Noise2Self model's J-invariant prediction.
+``--inference jinv`` gives a Noise2Self model's J-invariant prediction; ``--inference n2i``
+applies a Noise2Inverse model by its rule to the K sub-reconstructions in IN (``split_0``
+... as ``tomogan_tf.reconstruct --splits K`` writes them): each mean of K - 1 of them is
+denoised and the K results averaged into OUT's N slices.
 
 IN can also be a DICOM series: a folder of single-frame slices (one series; files of
 any name, non-DICOM files skipped) or one DICOM file. Slices are ordered along the

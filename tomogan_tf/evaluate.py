@@ -10,7 +10,9 @@ Data Exchange projections (``--layout dxchange``, the default for a model traine
 them) are flat/dark corrected as in training and scored against a noise-free
 reference in the same units, by default the ``reference/`` datasets that
 ``data_tools.make_projection_dataset`` writes (transmission, or line integrals for a
-``--minus_log`` model). Clean images are used for scoring only, never for training.
+``--minus_log`` model). With ``--inference n2i`` (a Noise2Inverse model) the noisy stack is
+the mean of the file's K sub-reconstructions, which the model's rule denoises. Clean
+images are used for scoring only, never for training.
 """
 
 from __future__ import annotations

@@ -517,7 +517,7 @@ class TrainConfig:
             if s.choices and value not in s.choices:
                 problems.append(f"--{s.flag} must be one of {', '.join(s.choices)}")
             elif s.minimum is not None and value < s.minimum:
-                least = "must be at least 1" if s.minimum == 1 else "must not be negative"
+                least = f"must be at least {s.minimum:g}" if s.minimum else "must not be negative"
                 problems.append(f"--{s.flag} {least}")
         return problems
 

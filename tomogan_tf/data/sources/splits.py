@@ -76,9 +76,9 @@ def open_splits(
     if count is not None and present > count:
         raise InputError(
             path,
-            f"holds {present} sub-reconstructions '{pattern}', but the model was trained on"
-            f" {count}: reconstruct with --splits {count} (a mean of K - 1 splits is as noisy"
-            " as K makes it)",
+            f"holds {present} sub-reconstructions '{pattern}', not {count} (--splits, or the"
+            f" model's): reconstruct with --splits {count}; a mean of K - 1 splits is as noisy"
+            " as K makes it",
         )
     return SplitReconstructions(
         [open_hdf5(path, key, require_stack=True) for key in split_names(pattern, wanted)]
