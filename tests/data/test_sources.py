@@ -25,6 +25,7 @@ from tomogan_tf.data.sources import (
     scan_finite,
 )
 from tomogan_tf.errors import InputError
+from tomogan_tf.training.config import TrainConfig
 
 STACK = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
 
@@ -217,7 +218,10 @@ def test_each_layout_names_what_it_cannot_do():
     assert dxchange.problems(settings(mode="n2s")) == []
     problems = dxchange.problems(settings(mode="n2n", val_fraction=1.0))
     assert any("needs --target_h5" in p for p in problems)
-    assert any("--val_fraction" in p for p in problems)
+    # --val_fraction's range is the config's check, for every layout and mode.
+    bad = TrainConfig.from_settings(h5="x.h5", layout="dxchange", mode="n2s", val_fraction=1.0)
+    with pytest.raises(InputError, match="--val_fraction must be between 0 and 1"):
+        bad.validate()
     assert "no clean images" in dxchange.problems(settings())[0]
     assert (named.default_dtype, dxchange.default_dtype) == ("float32", "input")
     assert named.reference_key({}) == "test_gt"
