@@ -24,9 +24,15 @@ decay from 3e-4, or from 1e-4 when starting from trained weights), through
   rule (``--inference n2i``: the mean of the K outputs on the K held-out means) and
   directly to the full FBP;
 - n2s: ``--mode n2s`` on the full FBP, applied directly;
-- the shipped model as it is, and adapted by ``--init_from shipped`` with n2i and with n2s,
-  for the same number of iterations as from scratch (equal training time) and for a fifth
-  of them.
+- n2s on projections: ``--mode n2s --layout dxchange`` on the raw scan cropped to the
+  training and validation rows (its last angles validate), 32 x 32 patches in batches of
+  32 (the cropped projections are 32 rows high; the same pixels per step as 8 x 64 x 64);
+  the test rows' projections are denoised by ``tomogan_tf.denoise`` and reconstructed by
+  ``tomogan_tf.reconstruct``, and their inference time is those two commands' wall time,
+  start-up included;
+- the shipped model as it is, and adapted by ``--init_from shipped`` with n2i, n2s on the
+  slices and n2s on the projections, for the same number of iterations as from scratch
+  (equal training time), and with n2i for a fifth of them.
 
 Classical: BM3D (when installed) and non-local means at their own noise estimate and at the
 oracle strength that scores best on the test slices themselves (`classical.run_classical`).
@@ -120,7 +126,28 @@ def prepare(out: Path, dose: float, rows: int, seed: int) -> dict[str, Path]:
         for k, s in enumerate(splits):
             f[f"split_{k}"] = s[test]
     files["val_fraction"] = n_val / (n_train + n_val)
+    files["scan_train"] = out / f"{tag}_scan_train.h5"
+    files["scan_test"] = out / f"{tag}_scan_test.h5"
+    crop_rows(scan, files["scan_train"], slice(0, n_train + n_val))
+    crop_rows(scan, files["scan_test"], test)
     return files
+
+
+def crop_rows(scan: Path, out: Path, rows: slice) -> None:
+    """A copy of the Data Exchange ``scan`` holding only detector ``rows`` (its slices)."""
+    with h5py.File(scan, "r") as src, h5py.File(out, "w") as dst:
+        dst.attrs.update(src.attrs)
+
+        def copy(name: str, obj) -> None:
+            if isinstance(obj, h5py.Group):
+                dst.require_group(name).attrs.update(obj.attrs)
+            elif obj.ndim == 3:  # (angles or frames, rows, columns)
+                dst.create_dataset(name, data=obj[:, rows]).attrs.update(obj.attrs)
+            else:
+                src.copy(obj, dst, name=name)
+
+        src.visititems(copy)
+        dst.attrs["rows"] = len(range(*rows.indices(src["exchange/data"].shape[1])))
 
 
 def train(out: Path, name: str, h5: Path, args: list[str], maxiter: int) -> float:
@@ -139,6 +166,19 @@ def scored(name: str, denoised: np.ndarray, clean: np.ndarray, seconds: float) -
     psnr, ssim = score(denoised, clean)
     return dict(method=name, psnr=float(np.mean(psnr)), ssim=float(np.mean(ssim)),
                 s_per_slice=seconds / len(clean))  # fmt: skip
+
+
+def apply_projections(model: Path, scan_test: Path, out: Path) -> tuple[np.ndarray, float]:
+    """Denoise the test rows' projections and reconstruct them, as a user would."""
+    denoised, recon = out / f"{model.name}_test_denoised.h5", out / f"{model.name}_test_recon.h5"
+    seconds = run([sys.executable, "-m", "tomogan_tf.denoise", "--model", str(model),
+                   "--input", str(scan_test), "--output", str(denoised)],
+                  out / f"{model.name}_denoise.log")  # fmt: skip
+    seconds += run([sys.executable, "-m", "tomogan_tf.reconstruct", "--input", str(denoised),
+                    "--output", str(recon), "--overwrite"],
+                   out / f"{model.name}_reconstruct.log")  # fmt: skip
+    with h5py.File(recon, "r") as f:
+        return f["recon"][...], seconds
 
 
 def apply(model: str | None, test: Path, inference: str = "direct") -> tuple[np.ndarray, float]:
@@ -170,20 +210,23 @@ def one_dose(
     tag = f"i0_{dose:g}"
     h5, test = files["train"], files["test"]
     n2i = ["--mode", "n2i", "--val_fraction", f"{files['val_fraction']:.6f}"]
+    n2s_proj = ["--mode", "n2s", "--layout", "dxchange", "--psz", "32", "--mbsz", "32"]
     short = max(1, maxiter // 5)
-    runs = {  # name: (training args, iterations)
-        "supervised": ([], maxiter),
-        "n2i": (n2i, maxiter),
-        "n2s": (["--mode", "n2s"], maxiter),
-        "shipped+n2i": ([*n2i, "--init_from", "shipped"], maxiter),
-        "shipped+n2s": (["--mode", "n2s", "--init_from", "shipped"], maxiter),
-        "n2i_short": (n2i, short),
-        "shipped+n2i_short": ([*n2i, "--init_from", "shipped"], short),
+    runs = {  # name: (training args, iterations, training file)
+        "supervised": ([], maxiter, h5),
+        "n2i": (n2i, maxiter, h5),
+        "n2s": (["--mode", "n2s"], maxiter, h5),
+        "n2s_proj": (n2s_proj, maxiter, files["scan_train"]),
+        "shipped+n2i": ([*n2i, "--init_from", "shipped"], maxiter, h5),
+        "shipped+n2s": (["--mode", "n2s", "--init_from", "shipped"], maxiter, h5),
+        "shipped+n2s_proj": ([*n2s_proj, "--init_from", "shipped"], maxiter, files["scan_train"]),
+        "n2i_short": (n2i, short, h5),
+        "shipped+n2i_short": ([*n2i, "--init_from", "shipped"], short, h5),
     }
     runs = {name: run for name, run in runs.items() if methods is None or name in methods}
     times = {}
-    for name, (args, iterations) in runs.items():
-        times[name] = train(out, f"{tag}_{name}", h5, args, iterations)
+    for name, (args, iterations, data) in runs.items():
+        times[name] = train(out, f"{tag}_{name}", data, args, iterations)
         print(f"{tag}: trained {name} ({iterations} iterations) in {times[name]:.0f} s", flush=True)
     with h5py.File(test, "r") as f:
         noisy, clean = f["recon"][...], f["clean"][...]
@@ -193,18 +236,23 @@ def one_dose(
         ("n2i, K = 4, its rule (mean over the 4 held-out inputs)", "n2i", "n2i"),
         ("n2i, K = 4, applied to the full FBP", "n2i", "direct"),
         ("n2s on the FBP slices", "n2s", "direct"),
+        ("n2s on the projections, then FBP", "n2s_proj", "projections"),
         ("shipped model alone", None, "direct"),
         ("shipped + n2i adaptation, its rule", "shipped+n2i", "n2i"),
         ("shipped + n2i adaptation, full FBP", "shipped+n2i", "direct"),
         ("shipped + n2s adaptation", "shipped+n2s", "direct"),
+        ("shipped + n2s on the projections, then FBP", "shipped+n2s_proj", "projections"),
         (f"n2i from scratch, {short} iterations, its rule", "n2i_short", "n2i"),
         (f"shipped + n2i, {short} iterations, its rule", "shipped+n2i_short", "n2i"),
     ]
     for label, name, inference in plan:
         if name is not None and name not in runs:
             continue
-        model = None if name is None else str(out / f"{tag}_{name}")
-        denoised, seconds = apply(model, test, inference)
+        model = None if name is None else out / f"{tag}_{name}"
+        if inference == "projections":
+            denoised, seconds = apply_projections(model, files["scan_test"], out)
+        else:
+            denoised, seconds = apply(model and str(model), test, inference)
         row = scored(label, denoised, clean, seconds)
         row["train_s"] = times.get(name, 0.0)
         row["iterations"] = runs[name][1] if name else 0
