@@ -25,3 +25,6 @@ GRID_FILLS = ("mean", "zero")
 # (`tomogan_tf.inference.predict`), or to the K held-out means of a Noise2Inverse
 # model's sub-reconstructions, averaged (`tomogan_tf.inference.denoiser`).
 INFERENCE = ("direct", "jinv", "n2i")
+
+# Distribution strategies of training (`tomogan_tf.training.distribute`).
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")

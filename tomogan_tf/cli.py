@@ -27,7 +27,7 @@ from collections.abc import Callable
 from absl import flags
 
 from tomogan_tf._quiet import mute_tensorflow_startup
-from tomogan_tf.errors import InputError
+from tomogan_tf.errors import InputError, WorkerLost
 
 EXIT_BAD_INPUT = 2
 
@@ -77,6 +77,8 @@ def run(
             main(argv)
         except InputError as err:
             _exit(EXIT_BAD_INPUT, f"{prog}: error: {err}")
+        except WorkerLost as err:
+            _exit(1, f"{prog}: error: {err}")
         except KeyboardInterrupt:
             _exit(130, f"{prog}: interrupted")
         except Exception as err:

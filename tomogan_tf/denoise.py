@@ -115,6 +115,33 @@ def define_flags() -> None:
         "Fail (exit code 2) on an image the model's normalisation cannot map (constant, or far"
         " outside a fixed window) instead of warning and passing it through unchanged.",
     )
+    flags.DEFINE_enum(
+        "strategy",
+        "auto",
+        ["auto", "none", "mirrored"],
+        "mirrored: split every batch of slices over this machine's GPUs (one model copy"
+        " each); auto: mirrored when there is more than one GPU; none: one device. Across"
+        " nodes, use --shard.",
+    )
+    flags.DEFINE_string(
+        "shard",
+        None,
+        "I/N: denoise only the I-th (1..N) of N contiguous slice ranges, reading the"
+        " neighbouring slices a model of --depth > 1 needs from outside it, into"
+        " OUT.shard-I-of-N.h5 (HDF5 output; 2-D models); join the N files with --merge.",
+    )
+    flags.DEFINE_bool(
+        "merge",
+        False,
+        "Join the shard files OUT.shard-I-of-N.h5 that --shard wrote into --output (no"
+        " --input or --model needed); the result is the stack one run would have written.",
+    )
+    flags.DEFINE_bool(
+        "virtual",
+        False,
+        "With --merge: make --output an HDF5 virtual dataset that reads the shard files in"
+        " place (no copy; keep them beside it).",
+    )
     flags.DEFINE_bool(
         "overwrite",
         False,
@@ -127,14 +154,22 @@ def main(argv: list[str]) -> None:
     """Denoise ``--input`` into ``--output``; print one line saying what was written."""
     # The library loads only now; TensorFlow (muted by `cli.run`) with the model.
     from tomogan_tf.data.layouts import LAYOUTS, get_layout
+    from tomogan_tf.data.shards import shard_attrs
     from tomogan_tf.data.sinks import output_dtype
-    from tomogan_tf.data.sources import file_format
+    from tomogan_tf.data.sources import ShardView, file_format
     from tomogan_tf.inference.loaders import locate_model
 
     cli.check_no_arguments(argv)
+    if FLAGS.merge:
+        merge(FLAGS.output)
+        return
+    if FLAGS.virtual:
+        raise InputError(None, "--virtual applies to --merge only")
     if not FLAGS.input or not FLAGS.output:
         raise InputError(None, "--input and --output are required")
-    check_output(FLAGS.output, FLAGS.input, FLAGS.overwrite)
+    shard = shard_of_run() if FLAGS.shard else None
+    output = shard.path(FLAGS.output) if shard else FLAGS.output
+    check_output(output, FLAGS.input, FLAGS.overwrite)
     if file_format(FLAGS.output) == "dicom":  # refused before the model loads
         if file_format(FLAGS.input) != "dicom":
             raise InputError(
@@ -152,6 +187,12 @@ def main(argv: list[str]) -> None:
     # The model's record and the input are checked before the model (and TensorFlow) loads.
     found = locate_model(FLAGS.model)
     layout = get_layout(FLAGS.layout or found.trained["layout"])
+    if shard and layout.name != LAYOUTS[0]:
+        raise InputError(
+            FLAGS.input,
+            "--shard splits stacks of slices; Data Exchange projections are written back"
+            " as one file: denoise them in one run",
+        )
     if not layout.accepts(FLAGS.input):
         if FLAGS.layout:
             raise InputError(FLAGS.input, f"--layout {layout.name} needs an HDF5 input")
@@ -159,8 +200,19 @@ def main(argv: list[str]) -> None:
         layout = get_layout(LAYOUTS[0])
     attrs = {"source": os.path.abspath(FLAGS.input)}
     n2i = FLAGS.inference == "n2i"
-    with layout.open_input(FLAGS.input, FLAGS.input_key, found.trained, splits=n2i) as source:
+    with layout.open_input(FLAGS.input, FLAGS.input_key, found.trained, splits=n2i) as whole:
         from tomogan_tf.inference import Denoiser
+
+        source = whole
+        if shard:
+            if whole.single_image:
+                raise InputError(FLAGS.input, "--shard splits a stack; this is one image")
+            if whole.shape[0] < shard.count:
+                raise InputError(
+                    FLAGS.input, f"{whole.shape[0]} slices cannot make {shard.count} shards"
+                )
+            source = ShardView(whole, *shard.range(whole.shape[0]))
+            attrs.update(shard_attrs(shard, whole.shape[0]))
 
         denoiser = Denoiser.load(
             found.path,
@@ -170,7 +222,15 @@ def main(argv: list[str]) -> None:
             inference=FLAGS.inference,
             strict=FLAGS.strict,
             precision=FLAGS.precision,
-        )
+            strategy="none" if found.kind == "savedmodel" and FLAGS.strategy == "auto"
+            else FLAGS.strategy,
+        )  # fmt: skip
+        if shard and denoiser.dims == 3:
+            raise InputError(
+                found.path,
+                "--shard is for 2-D models; a 3-D model's tiles span slice ranges:"
+                " denoise the volume in one run",
+            )
         print(f"{denoiser.name}: {denoiser.precision.describe()}", flush=True)
         start = time.perf_counter()
         attrs["model"] = denoiser.name
@@ -178,19 +238,60 @@ def main(argv: list[str]) -> None:
             attrs["source_key"] = source.key
         dtype = output_dtype(FLAGS.dtype or layout.default_dtype, source.dtype)
         sink = layout.open_sink(
-            FLAGS.output, source, dtype, FLAGS.output_key, attrs, overwrite=FLAGS.overwrite
+            output, source, dtype, FLAGS.output_key, attrs, overwrite=FLAGS.overwrite
         )
         with sink:
             denoiser.denoise_file(source, sink, progress=sys.stdout.isatty())
     n, height, width = source.shape
-    where = f"{FLAGS.output}:{sink.key}" if sink.format == "hdf5" else FLAGS.output
+    where = f"{output}:{sink.key}" if sink.format == "hdf5" else output
     if sink.format == "dicom":
-        where = f"{FLAGS.output} (DICOM series)"
+        where = f"{output} (DICOM series)"
     what = f"{n} slice{'s' * (n > 1)} of {height}x{width}"
+    if shard:
+        first, last = source.start, source.start + n - 1
+        what += f", shard {shard} (slices {first}..{last} of {whole.shape[0]})"
     if denoiser.dims == 3:
         what = f"a volume of {n}x{height}x{width}"
     print(
         f"denoised {what} in {time.perf_counter() - start:.1f} s -> {where} ({sink.dtype})",
+        flush=True,
+    )
+
+
+def shard_of_run():
+    """The `Shard` ``--shard`` names, refused where shards cannot be merged."""
+    from tomogan_tf.data.shards import Shard
+    from tomogan_tf.data.sources import file_format
+
+    shard = Shard.parse(FLAGS.shard)
+    if file_format(FLAGS.output) != "hdf5":
+        raise InputError(FLAGS.output, "--shard writes HDF5 shard files: give an .h5 --output")
+    if FLAGS.inference == "n2i":
+        raise InputError(
+            None,
+            "--shard does not take --inference n2i (each slice's K held-out means span the"
+            " splits); denoise the sub-reconstructions in one run",
+        )
+    return shard
+
+
+def merge(output: str | None) -> None:
+    """``--merge``: join the shard files of ``output`` and say what was written."""
+    from tomogan_tf.data.shards import find_shards, merge_shards
+
+    if not output:
+        raise InputError(None, "--merge needs --output, the file the shards were named after")
+    if FLAGS.input or FLAGS.shard:
+        raise InputError(
+            None, "--merge joins shard files: it takes --output only, not --input or --shard"
+        )
+    start = time.perf_counter()
+    count = len(find_shards(output))
+    n, height, width = merge_shards(output, FLAGS.output_key, FLAGS.virtual, FLAGS.overwrite)
+    how = "virtual dataset over the shard files" if FLAGS.virtual else "copied"
+    print(
+        f"merged {count} shards ({n} slices of {height}x{width}, {how}) in"
+        f" {time.perf_counter() - start:.1f} s -> {output}:{FLAGS.output_key}",
         flush=True,
     )
 

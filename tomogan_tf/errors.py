@@ -20,3 +20,11 @@ class InputError(Exception):
         self.path = None if path is None else os.fspath(path)
         self.problem = problem
         super().__init__(problem if self.path is None else f"{self.path}: {problem}")
+
+
+class WorkerLost(RuntimeError):
+    """A worker of a multi-worker training stopped, so the job cannot go on.
+
+    Not the user's input: the tools print it as one line and exit with code 1; the
+    job resumes from the run's last checkpoint when every worker is started again.
+    """

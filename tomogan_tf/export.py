@@ -8,6 +8,9 @@ data's units (each image mapped by its own percentiles), output ``denoised``
 graph, so any units, H and W work. ``denoise_in_window`` also takes ``window``
 [batch, 2], each image's raw low/high, for clients that tile images themselves.
 A 3-D model (``adl3d``) takes and returns volumes, [batch, D, H, W, 1], any D, H and W.
+``assets.extra/tf_serving_warmup_requests`` holds warm-up requests TF Serving replays on
+loading the version (``--nowarmup``: none); README, "Serving with TF Serving", has a
+model config and a batching configuration.
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ def define_flags() -> None:
     flags.DEFINE_string("model", None, "Run directory or .keras file (default: the shipped model).")
     flags.DEFINE_string("out", None, "BASE/NAME folder; the version is a folder inside it.")
     flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
+    flags.DEFINE_bool(
+        "warmup",
+        True,
+        "Write assets.extra/tf_serving_warmup_requests: a few representative requests TF"
+        " Serving replays when it loads the version, so the first real one is not slow.",
+    )
     cli.define_precision_flag(
         "float32",
         "Compute precision of the exported graph (inputs and outputs stay float32). Default"
@@ -43,10 +52,13 @@ def main(argv: list[str]) -> None:
     locate_model(FLAGS.model)  # a wrong --model is reported before TensorFlow loads
     from tomogan_tf.serving import export_savedmodel
 
-    target = export_savedmodel(FLAGS.model, FLAGS.out, FLAGS.version, FLAGS.precision)
+    target = export_savedmodel(
+        FLAGS.model, FLAGS.out, FLAGS.version, FLAGS.precision, warmup=FLAGS.warmup
+    )
+    warmup = ", with TF Serving warm-up requests" if FLAGS.warmup else ""
     print(
         f"exported SavedModel to {target} in {FLAGS.precision} (signatures serving_default:"
-        " noisy -> denoised; denoise_in_window: noisy, window -> denoised)"
+        f" noisy -> denoised; denoise_in_window: noisy, window -> denoised){warmup}"
     )
 
 

@@ -20,9 +20,10 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from tomogan_tf.data.normalization import Normalization, windows_tf
+from tomogan_tf.data.normalization import Normalization, Normalizer, windows_tf
 from tomogan_tf.errors import InputError
 from tomogan_tf.inference.denoiser import Denoiser
 from tomogan_tf.inference.loaders import METADATA_FILE
@@ -89,13 +90,20 @@ def next_version(base: str) -> int:
 
 
 def export_savedmodel(
-    model: str | None, base: str, version: int | None = None, precision: str = "float32"
+    model: str | None,
+    base: str,
+    version: int | None = None,
+    precision: str = "float32",
+    warmup: bool = True,
 ) -> str:
     """Export a run directory or ``.keras`` generator (None: shipped model) to ``base/version``.
 
     The graph computes at ``precision`` (default float32: the serving machine may lack
     the 16-bit units of this one; ``auto`` chooses for this machine), recorded in the
     export's metadata; inputs and outputs are float32 either way.
+
+    With ``warmup``, ``assets.extra/tf_serving_warmup_requests`` holds requests TF
+    Serving replays when it loads the version (`write_warmup_requests`).
 
     Written under a temporary name beside the version folder and renamed into place
     when complete (`atomic_path`), so TF Serving, which polls ``base``, never sees a
@@ -113,6 +121,7 @@ def export_savedmodel(
         raise InputError(target, "already exists; choose another --version")
     os.makedirs(base, exist_ok=True)
     serve, serve_in_window = serving_functions(generator, denoiser.normalization, denoiser.multiple)
+    depth = int(generator.input_shape[-1])
     with atomic_path(target) as tmp:
         archive = keras.export.ExportArchive()
         archive.track(generator)
@@ -124,7 +133,7 @@ def export_savedmodel(
             json.dump(
                 {
                     "dims": denoiser.dims,
-                    "depth": int(generator.input_shape[-1]),
+                    "depth": depth,
                     "multiple": denoiser.multiple,
                     "margin": denoiser.margin,
                     "normalization": denoiser.normalization.to_dict(),
@@ -135,6 +144,82 @@ def export_savedmodel(
                 f,
                 indent=2,
             )
+        if warmup:
+            name = os.path.basename(os.path.normpath(base))
+            write_warmup_requests(tmp, name, denoiser.dims, depth, denoiser.normalization)
         if os.path.exists(target):  # another export took this version meanwhile
             raise InputError(target, "already exists; choose another --version")
     return target
+
+
+# The requests TF Serving replays at load: (signature, input shape without channels).
+# 2-D: a tile, a slice and a small batch (the first call at each size builds its
+# kernels), and the windowed signature; 3-D: one cube through each signature.
+WARMUP_2D = (((1, 256, 256), "serving_default"), ((1, 512, 512), "serving_default"),
+             ((4, 256, 256), "serving_default"), ((1, 512, 512), "denoise_in_window"))  # fmt: skip
+WARMUP_3D = (((1, 32, 64, 64), "serving_default"), ((1, 32, 64, 64), "denoise_in_window"))
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def warmup_inputs(
+    shape: tuple[int, ...], depth: int, window: tuple[float, float] = (0.0, 1000.0), seed: int = 0
+) -> np.ndarray:
+    """A representative input: a noisy disc on a background, spanning ``window``."""
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape[1:]), indexing="ij")
+    body = (sum(g**2 for g in grid) < 0.7).astype(np.float32)
+    low, high = window
+    image = low + (high - low) * (0.1 + 0.8 * body + 0.03 * rng.standard_normal(body.shape))
+    image = np.broadcast_to(image, shape)
+    return np.repeat(image[..., None], depth, axis=-1).astype(np.float32)
+
+
+def write_warmup_requests(
+    export_dir: str,
+    model_name: str,
+    dims: int,
+    depth: int,
+    normalization: Normalization | None = None,
+) -> str:
+    """Write TF Serving's warm-up file into ``export_dir`` and return its path.
+
+    A TFRecord of `PredictionLog` records (the ``tensorflow-serving-api`` protos), one
+    `PredictRequest` per shape of `WARMUP_2D` (or `WARMUP_3D`), so a freshly loaded
+    version has run every signature at typical sizes before its first real request.
+    The images span a fixed ``normalization``'s window (the units the model takes),
+    or 0..1000 for per-image normalisation, which maps any units.
+    """
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    fixed = isinstance(normalization, Normalizer)
+    path = os.path.join(export_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for k, (shape, signature) in enumerate(WARMUP_3D if dims == 3 else WARMUP_2D):
+            channels = 1 if dims == 3 else depth
+            window = (normalization.low, normalization.high) if fixed else (0.0, 1000.0)
+            noisy = warmup_inputs(shape, channels, window, seed=k)
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = signature
+            request.inputs["noisy"].CopyFrom(tf.make_tensor_proto(noisy))
+            if signature == "denoise_in_window":
+                limits = np.tile(np.float32(window), (*shape[: dims - 1], 1))
+                request.inputs["window"].CopyFrom(tf.make_tensor_proto(limits))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return path
+
+
+def read_warmup_requests(export_dir: str) -> list:
+    """The `PredictRequest` records of an export's warm-up file, in order."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(export_dir, WARMUP_FILE)
+    requests = []
+    for record in tf.data.TFRecordDataset(path):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        requests.append(log.predict_log.request)
+    return requests

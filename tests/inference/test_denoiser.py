@@ -311,6 +311,55 @@ def test_saved_model_cli_runs_the_signature(tmp_path, exported):
     np.testing.assert_allclose(served[0, ..., 0], expected, rtol=1e-5, atol=1e-3)
 
 
+def test_warmup_requests_replay_through_the_signatures(exported):
+    """TF Serving replays assets.extra/tf_serving_warmup_requests on load: each record
+    must parse as a PredictionLog and run through the signature it names."""
+    from tomogan_tf.serving import WARMUP_2D, read_warmup_requests
+
+    model_dir, target = exported
+    requests = read_warmup_requests(target)
+    assert [(tuple(r.inputs["noisy"].tensor_shape.dim[i].size for i in range(3)),
+             r.model_spec.signature_name) for r in requests] == list(WARMUP_2D)  # fmt: skip
+    assert {r.model_spec.name for r in requests} == {"tomogan"}
+    loaded = tf.saved_model.load(target)
+    denoiser = Denoiser.load(model_dir)
+    for request in requests:
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        signature = loaded.signatures[request.model_spec.signature_name]
+        assert set(inputs) == set(signature.structured_input_signature[1])
+        served = signature(**inputs)["denoised"].numpy()
+        noisy = inputs["noisy"].numpy()
+        assert served.shape == (*noisy.shape[:3], 1) and np.all(np.isfinite(served))
+        assert np.abs(served - noisy[..., :1]).max() > 0  # the model ran: not passed through
+    first = tf.make_ndarray(requests[0].inputs["noisy"])[0, ..., 0]
+    served = loaded.signatures["serving_default"](noisy=tf.constant(first[None, ..., None]))
+    np.testing.assert_allclose(
+        served["denoised"].numpy()[0, ..., 0], denoiser(first), rtol=1e-5, atol=1e-2
+    )
+
+
+def test_export_without_warmup_writes_no_warmup_file(tmp_path, random_generator):
+    model_dir = write_model_dir(tmp_path / "run", random_generator)
+    target = export_savedmodel(model_dir, str(tmp_path / "serving" / "m"), warmup=False)
+    assert os.path.isfile(os.path.join(target, "assets.extra", "tomogan_tf.json"))
+    assert not os.path.exists(os.path.join(target, "assets.extra", "tf_serving_warmup_requests"))
+
+
+def test_mirrored_denoising_matches_one_device():
+    """Each batch split over two logical CPU devices (an odd batch: the last share is
+    padded): the same slices as on one device."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mirrored_denoise.py")
+    done = subprocess.run(
+        [sys.executable, script], cwd=str(Path(script).parents[2]), capture_output=True,
+        text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(Path(script).parents[2])},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["replicas"] == 2
+    assert figures["max_change"] > 1.0  # the model did change the slices
+    assert figures["max_difference"] < 1e-3
+
+
 def test_evaluate_reports_noisy_and_denoised_quality(tmp_path):
     from tomogan_tf.inference import evaluate
 

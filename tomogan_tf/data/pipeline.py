@@ -231,6 +231,7 @@ def patch_dataset(
     augment: bool = True,
     start: int = 0,
     volumes: bool = False,
+    replicas: tuple[tuple[int, ...], int] = ((0,), 1),
 ) -> tf.data.Dataset:
     """An endless stream of random, aligned, augmented training patches.
 
@@ -241,6 +242,13 @@ def patch_dataset(
     Sample ``k`` of the stream is a pure function of ``(seed, k)``, so a run
     resumed at sample ``start`` sees the same patches as one that never stopped.
 
+    ``replicas = (ids, count)``: the stream of the replicas ``ids`` of ``count``
+    training in sync (`tomogan_tf.training.distribute`), each iteration one element per
+    replica in turn, holding that replica's share of every batch: ``batch / count``
+    samples, the ``id``-th such part of what one device would train on. So the
+    replicas of all workers together read every sample once, none twice, and a step
+    on ``count`` devices sees the same patches as a step on one.
+
     The places and transforms are drawn in the graph; an element's patches are then
     read, normalised, turned and packed by one Python call, into memory TensorFlow
     takes without a copy (`aligned_empty`). With a call and a copy per patch the
@@ -248,6 +256,14 @@ def patch_dataset(
     (bench/HISTORY.md).
     """
     n, height, width = reader.shape
+    ids, n_replicas = replicas
+    if batch_size % n_replicas:
+        raise InputError(
+            reader.noisy.path,
+            f"--mbsz {batch_size} does not split evenly over {n_replicas} replicas;"
+            " give a multiple of the replica count (--mbsz is the global batch)",
+        )
+    batch_size //= n_replicas
     count = batch_size * group
     side = (patch_size,) * (3 if volumes else 2)
     channels = 1 if volumes else reader.depth
@@ -282,8 +298,31 @@ def patch_dataset(
             tf.reshape(clean, (group, batch_size, *side, 1)),
         )
 
-    ds = tf.data.Dataset.counter(start, dtype=tf.int64).map(place)
+    if n_replicas == 1:
+        ds = tf.data.Dataset.counter(start, dtype=tf.int64)
+    else:
+        ds = _replica_samples(start, group, batch_size, ids, n_replicas)
+    ds = ds.map(place)
     return loaded(ds.batch(count, drop_remainder=True), load)
+
+
+def _replica_samples(
+    start: int, group: int, share: int, ids: tuple[int, ...], n_replicas: int
+) -> tf.data.Dataset:
+    """Sample numbers of ``ids``' shares, from global sample ``start`` (a step boundary).
+
+    Step ``t``'s samples are ``t * group * batch + g * batch + j`` (``batch = share *
+    n_replicas``) for its ``group`` batches ``g``; replica ``r`` takes ``j`` in
+    ``r * share ... (r + 1) * share``.
+    """
+    batch = share * n_replicas
+    offsets = np.array(
+        [[g * batch + r * share + j for g in range(group) for j in range(share)] for r in ids],
+        dtype=np.int64,
+    )  # (local replicas, group * share)
+    steps = tf.data.Dataset.counter(start // (group * batch), dtype=tf.int64)
+    per_replica = steps.map(lambda t: t * group * batch + tf.constant(offsets))
+    return per_replica.unbatch().unbatch()
 
 
 def slice_dataset(

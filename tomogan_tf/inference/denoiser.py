@@ -135,12 +135,17 @@ class Denoiser(Predictor):
             window=window,
         )
         self.batch_size = batch_size
+        self.replicas = 1  # devices a batch is split over (`load` with a strategy)
         self.generator = generator  # the Keras model, when loaded from one (for export)
         self.precision = Precision(FLOAT32, "as given")  # `load` records what it chose
 
     @classmethod
     def load(
-        cls, model: str | None = None, precision: str = DEFAULT_PRECISION, **options: Any
+        cls,
+        model: str | None = None,
+        precision: str = DEFAULT_PRECISION,
+        strategy: str = "none",
+        **options: Any,
     ) -> Denoiser:
         """Load a run directory, ``.keras`` file or SavedModel (None: the shipped model).
 
@@ -149,8 +154,10 @@ class Denoiser(Predictor):
         ``margin`` is given.
         ``precision`` (default ``"auto"``: see `tomogan_tf.utils.precision.resolve`)
         is the compute precision of a Keras model; outputs are float32 either way.
+        ``strategy``: ``mirrored`` splits every batch over this machine's GPUs (the
+        default batch grows with them), ``auto`` does when there are several.
         """
-        loaded = load_model(model, precision)
+        loaded = load_model(model, precision, strategy)
         if options.get("margin") is None and loaded.margin is not None:
             options["margin"] = loaded.margin
         if loaded.window is not None:
@@ -168,6 +175,7 @@ class Denoiser(Predictor):
         )
         den._keepalive = loaded.keepalive  # a SavedModel's functions need their object
         den.precision = loaded.precision
+        den.replicas = loaded.replicas
         return den
 
     def check_flat_field(self, source: ImageStack) -> None:

@@ -17,6 +17,7 @@ trained on before TensorFlow loads; `load_model` then loads it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -34,6 +35,7 @@ from tomogan_tf.utils.precision import FLOAT32, Precision, resolve, with_precisi
 
 if TYPE_CHECKING:
     import keras
+    import tensorflow as tf
 
 DEFAULT_MODEL = "tomogan_ct"
 AS_EXPORTED_FLOAT32 = Precision(FLOAT32, "as exported")
@@ -90,6 +92,7 @@ class LoadedModel:
     margin: int | None = None
     keepalive: object = None
     precision: Precision = AS_EXPORTED_FLOAT32
+    replicas: int = 1  # devices each batch is split over (`replicated`)
 
 
 def shipped_models_dir() -> str:
@@ -142,15 +145,26 @@ def locate_model(model: str | None = None) -> ModelFile:
     return ModelFile(path, kind, {**TRAINED_DEFAULTS, **trained})
 
 
-def load_model(model: str | None = None, precision: str = "float32") -> LoadedModel:
+def load_model(
+    model: str | None = None, precision: str = "float32", strategy: str = "none"
+) -> LoadedModel:
     """Load a run directory, ``.keras`` file or SavedModel (None: the shipped model).
 
     ``precision`` (`tomogan_tf.utils.precision.PRECISIONS`) is the compute precision
-    of a Keras model; a SavedModel computes as it was exported.
+    of a Keras model; a SavedModel computes as it was exported. ``strategy``
+    (``none``, ``mirrored``, ``auto``: mirrored with more than one GPU) spreads each
+    batch of a Keras model over this machine's devices.
     """
     found = locate_model(model)
-    load = load_keras if found.kind == "keras" else load_savedmodel
-    return load(found.path, precision)
+    if found.kind == "keras":
+        return load_keras(found.path, precision, strategy)
+    if strategy == "mirrored":
+        raise InputError(
+            found.path,
+            "--strategy mirrored takes a run directory or .keras model; a SavedModel runs"
+            " as exported, on one device",
+        )
+    return load_savedmodel(found.path, precision)
 
 
 def _find_in_folder(folder: str) -> tuple[str, str]:
@@ -185,37 +199,48 @@ def _keras_record(path: str) -> tuple[dict[str, Any], ModelFamily]:
         raise InputError(run.config_path, str(err)) from None
 
 
-def load_keras(path: str, precision: str = "float32") -> LoadedModel:
+def load_keras(path: str, precision: str = "float32", strategy: str = "none") -> LoadedModel:
     """A ``.keras`` generator, with the normalisation and family its run's config records.
 
-    The generator computes at ``precision`` (its outputs are float32 whatever it is).
+    The generator computes at ``precision`` (its outputs are float32 whatever it is),
+    under ``strategy`` on one device or on each of this machine's (`replicated`).
     """
     import keras
     import tensorflow as tf
 
     import tomogan_tf.models.layers  # noqa: F401  (registers the custom layers for loading)
+    from tomogan_tf.training.distribute import Role, make_strategy, resolve_strategy
 
     config, family = _keras_record(path)
-    try:
-        generator = keras.models.load_model(path, compile=False)
-    except Exception as err:
-        raise InputError(path, f"cannot load Keras model: {err}") from None
-    if len(generator.outputs) > 1:
-        # Multi-scale denoisers (ADL) list the full-resolution image first.
-        generator = keras.Model(generator.input, generator.outputs[0], name=generator.name)
-    if len(generator.input_shape) != family.dims + 2:
-        raise InputError(
-            path, f"input {generator.input_shape} does not fit a {family.dims}-D model"
-        )
-    chosen = resolve(precision)
-    generator = with_precision(generator, chosen.policy)
+    if strategy not in ("none", "mirrored", "auto"):
+        raise InputError(None, f"--strategy must be none, mirrored or auto, not {strategy!r}")
+    distributed = make_strategy(resolve_strategy(strategy, Role()))
+    with distributed.scope() if distributed else contextlib.nullcontext():
+        try:
+            generator = keras.models.load_model(path, compile=False)
+        except Exception as err:
+            raise InputError(path, f"cannot load Keras model: {err}") from None
+        if len(generator.outputs) > 1:
+            # Multi-scale denoisers (ADL) list the full-resolution image first.
+            generator = keras.Model(generator.input, generator.outputs[0], name=generator.name)
+        if len(generator.input_shape) != family.dims + 2:
+            raise InputError(
+                path, f"input {generator.input_shape} does not fit a {family.dims}-D model"
+            )
+        chosen = resolve(precision)
+        generator = with_precision(generator, chosen.policy)
 
-    @tf.function(reduce_retracing=True)
-    def run_generator(x):
-        return generator(x, training=False)
+    if distributed is None or distributed.num_replicas_in_sync == 1:
+
+        @tf.function(reduce_retracing=True)
+        def run_generator(x):
+            return generator(x, training=False)
+    else:
+        run_generator = replicated(generator, distributed)
 
     return LoadedModel(
         predict=lambda x: run_generator(tf.constant(x, tf.float32)).numpy(),
+        replicas=distributed.num_replicas_in_sync if distributed else 1,
         normalization=normalization_from_dict(config["normalization"]),
         depth=int(generator.input_shape[-1]),
         multiple=family.input_multiple,
@@ -225,6 +250,33 @@ def load_keras(path: str, precision: str = "float32") -> LoadedModel:
         generator=generator,
         precision=chosen,
     )
+
+
+def replicated(generator: keras.Model, strategy: tf.distribute.Strategy):
+    """A `tf.function` running ``generator`` on a batch split over ``strategy``'s replicas.
+
+    Each replica takes a contiguous share of the batch (the last one padded with copies
+    of the last image, dropped after); the shares' outputs are joined in order, so the
+    result is the one-device result.
+    """
+    import tensorflow as tf
+
+    replicas = strategy.num_replicas_in_sync
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        n = tf.shape(x)[0]
+        share = (n + replicas - 1) // replicas
+        padded = tf.concat([x, tf.repeat(x[-1:], share * replicas - n, axis=0)], 0)
+
+        def on_replica(batch):
+            i = tf.distribute.get_replica_context().replica_id_in_sync_group
+            return generator(batch[i * share : (i + 1) * share], training=False)
+
+        outputs = strategy.run(on_replica, args=(padded,))
+        return tf.concat(strategy.experimental_local_results(outputs), 0)[:n]
+
+    return run
 
 
 def read_export_metadata(path: str) -> dict[str, Any]:

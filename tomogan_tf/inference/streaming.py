@@ -34,11 +34,12 @@ Write = Callable[[int, np.ndarray], None]
 
 
 def slices_per_batch(predictor: Predictor, height: int, width: int, batch_size: int | None) -> int:
-    """``batch_size``, or as many slices as make about `PIXELS_PER_BATCH` a pass."""
+    """``batch_size``, or as many slices as make about `PIXELS_PER_BATCH` a pass per
+    device the batch is split over."""
     if batch_size:
         return batch_size
     pixels = min(height, predictor.tile) * min(width, predictor.tile)
-    return max(1, PIXELS_PER_BATCH // pixels)
+    return max(1, PIXELS_PER_BATCH // pixels) * getattr(predictor, "replicas", 1)
 
 
 def stream_slices(

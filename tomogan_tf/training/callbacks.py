@@ -72,11 +72,22 @@ class TensorBoardLogger(keras.callbacks.Callback):
     run continues the curves instead of starting them again at zero.
     """
 
-    def __init__(self, logdir: str, log_every: int, panel: tuple[np.ndarray, np.ndarray]):
+    def __init__(
+        self,
+        logdir: str,
+        log_every: int,
+        panel: tuple[np.ndarray, np.ndarray],
+        distributed: bool = False,
+    ):
+        """``distributed``: in `tomogan_tf.training.distribute.fit_distributed`, whose logs
+        leave out the terms not run and which zeroes the trackers itself, on every
+        worker (under a strategy, reading or zeroing them here would be a collective
+        operation the chief cannot do alone)."""
         super().__init__()
         self.writer = tf.summary.create_file_writer(logdir)
         self.log_every = log_every
         self.panel_noisy, self.panel_clean = panel
+        self.distributed = distributed
 
     def on_train_batch_end(self, batch, logs=None):
         iteration = int(self.model.iteration.numpy())
@@ -85,8 +96,14 @@ class TensorBoardLogger(keras.callbacks.Callback):
             with self.writer.as_default(step=iteration):
                 for name, value in logs.items():
                     # Skip terms not run since the last point (critic during warm-up).
-                    if name not in trackers or float(trackers[name].count.numpy()) > 0:
+                    if (
+                        self.distributed
+                        or name not in trackers
+                        or float(trackers[name].count.numpy()) > 0
+                    ):
                         tf.summary.scalar(f"train/{name}", float(value))
+            if self.distributed:
+                return
             # Each point is then the mean of the last log_every iterations, not a
             # running mean since the last validation.
             for tracker in self.model.trackers.values():

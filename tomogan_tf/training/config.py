@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from tomogan_tf.choices import GAN_LOSSES, GRID_FILLS, MASKS, VGG_NETWORKS
+from tomogan_tf.choices import GAN_LOSSES, GRID_FILLS, MASKS, STRATEGIES, VGG_NETWORKS
 from tomogan_tf.data.layouts import LAYOUTS, get_layout
 from tomogan_tf.errors import InputError
 from tomogan_tf.models.families import FAMILIES, get_family
@@ -357,6 +357,15 @@ class RunConfig:
         " tomogan_tf.denoise (16 bits where the hardware computes them natively and they"
         " cost the shipped model at most 0.05 dB). A resume may change it.",
         choices=PRECISIONS,
+    )
+    strategy: str = setting(
+        "auto",
+        "Devices and machines to train on (tf.distribute): none (one device), mirrored"
+        " (all GPUs of this machine, replicas in sync), multiworker (the processes of a"
+        " TF_CONFIG cluster, each with its GPUs); auto: multiworker under a TF_CONFIG"
+        " cluster of several workers, else mirrored with more than one GPU, else none."
+        " --mbsz is the global batch, split over the replicas. A resume may change it.",
+        choices=STRATEGIES,
     )
 
 

@@ -6,6 +6,7 @@ then calls `fit` here with the checked stacks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -21,6 +22,14 @@ from tomogan_tf.losses import VGGPerceptualLoss, load_vgg
 from tomogan_tf.models import build_discriminator, build_generator
 from tomogan_tf.training.callbacks import RunCheckpoint, StopAtIteration, TensorBoardLogger
 from tomogan_tf.training.config import RunConfig, TrainConfig
+from tomogan_tf.training.distribute import (
+    Role,
+    cluster_role,
+    fit_distributed,
+    make_strategy,
+    replica_datasets,
+    resolve_strategy,
+)
 from tomogan_tf.training.init_from import load_initial_weights
 from tomogan_tf.training.run import TrainingStacks
 from tomogan_tf.training.run_dir import RunDir
@@ -115,22 +124,47 @@ def training_checkpoint(trainer: GANTrainer, best: tf.Variable) -> tf.train.Chec
     return tf.train.Checkpoint(**parts)
 
 
-def fit(config: TrainConfig, run: RunDir, stacks: TrainingStacks, verbose: int) -> dict[str, float]:
-    """Build the trainer, restore the newest checkpoint that loads, and train to --maxiter."""
+def fit(
+    config: TrainConfig,
+    run: RunDir,
+    stacks: TrainingStacks,
+    verbose: int,
+    role: Role | None = None,
+) -> dict[str, float]:
+    """Build the trainer, restore the newest checkpoint that loads, and train to --maxiter.
+
+    Under a distribution strategy (``--strategy``, `tomogan_tf.training.distribute`)
+    the trainer lives in the strategy's scope and the distributed loop trains it;
+    ``role`` is this process's place in the cluster (default: from ``TF_CONFIG``).
+    """
+    role = role or cluster_role()
+    kind = resolve_strategy(config.run.strategy, role)
+    strategy = make_strategy(kind)  # before TensorFlow runs anything
+    chief = role.is_chief
     noisy, target, val_noisy, val_target = stacks
     train_reader = StackReader(noisy, target, config.model.depth)
     val_reader = StackReader(val_noisy, val_target, config.model.depth)
     normalization = normalization_from_dict(config.fitted.normalization)
-    trainer = build_trainer(config)  # may fail (VGG weights): before anything is written
     data, schedule = config.data, config.schedule
-    best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
-    checkpoint = training_checkpoint(trainer, best)
-    restored = run.restore_newest(checkpoint)
-    if not restored and config.model.init_from:
-        source = load_initial_weights(trainer.generator, config.model.init_from)
-        logging.info("starting from the weights of %s", source)
-    run.save_config(config)
-    manager = run.checkpoint_manager(checkpoint, config.run.max_keep)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        trainer = build_trainer(config)  # may fail (VGG weights): before anything is written
+        best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_psnr")
+        checkpoint = training_checkpoint(trainer, best)
+        restored = run.restore_newest(checkpoint, repair=chief)
+        if not restored and config.model.init_from:
+            source = load_initial_weights(trainer.generator, config.model.init_from)
+            logging.info("starting from the weights of %s", source)
+    if strategy is not None:
+        logging.info(
+            "%s strategy: %d replica(s) in sync, %s of %d worker(s); global batch %d",
+            kind,
+            strategy.num_replicas_in_sync,
+            "chief" if chief else f"{role.task_type} {role.index}",
+            role.workers,
+            data.mbsz,
+        )
+    if chief:
+        run.save_config(config)
     if restored:
         # A kill between saving generator_best.keras and the checkpoint leaves the
         # checkpoint's best score behind; never let a worse model replace that file.
@@ -139,21 +173,25 @@ def fit(config: TrainConfig, run: RunDir, stacks: TrainingStacks, verbose: int) 
     start = int(trainer.iteration.numpy())
     if start >= schedule.maxiter:
         logging.info("run %s already reached --maxiter %d", run.path, schedule.maxiter)
-        return run.metrics()
+        return run.metrics() if chief else {}
 
     volumes = config.model.dims == 3
     masked = data.mode == "n2s"  # validation hides a grid phase per image
-    patches = patch_dataset(
-        train_reader,
-        data.psz,
-        data.mbsz,
-        normalization,
-        seed=config.run.seed,
-        group=trainer.group_size,
-        augment=data.augment,
-        start=start * trainer.group_size * data.mbsz,
-        volumes=volumes,
-    )
+
+    def patches(replicas=((0,), 1)):
+        return patch_dataset(
+            train_reader,
+            data.psz,
+            data.mbsz,
+            normalization,
+            seed=config.run.seed,
+            group=trainer.group_size,
+            augment=data.augment,
+            start=start * trainer.group_size * data.mbsz,
+            volumes=volumes,
+            replicas=replicas,
+        )
+
     if volumes:
         val_data = cube_dataset(
             val_reader, data.val_slices, data.psz, normalization, with_index=masked
@@ -171,20 +209,48 @@ def fit(config: TrainConfig, run: RunDir, stacks: TrainingStacks, verbose: int) 
         ]
         panel = tuple(np.stack(images) for images in zip(*panel_pairs, strict=True))
 
+    def saver() -> RunCheckpoint:
+        return RunCheckpoint(run.checkpoint_manager(checkpoint, config.run.max_keep), run, best)
+
     # The stacks' files stay open for the whole run, not reopened for every patch.
     with train_reader.opened(), val_reader.opened():
-        trainer.fit(
-            patches,
-            steps_per_epoch=schedule.val_every,
-            epochs=math.ceil(schedule.maxiter / schedule.val_every),
-            initial_epoch=start // schedule.val_every,
-            validation_data=val_data,
-            callbacks=[
-                StopAtIteration(schedule.maxiter),
-                TensorBoardLogger(run.logs, schedule.log_every, panel),
-                RunCheckpoint(manager, run, best),
-            ],
-            verbose=verbose,
-            shuffle=False,  # the patch stream is already random
-        )
-    return run.metrics()
+        if strategy is None:
+            trainer.fit(
+                patches(),
+                steps_per_epoch=schedule.val_every,
+                epochs=math.ceil(schedule.maxiter / schedule.val_every),
+                initial_epoch=start // schedule.val_every,
+                validation_data=val_data,
+                callbacks=[
+                    StopAtIteration(schedule.maxiter),
+                    TensorBoardLogger(run.logs, schedule.log_every, panel),
+                    saver(),
+                ],
+                verbose=verbose,
+                shuffle=False,  # the patch stream is already random
+            )
+        else:
+            chief_callbacks = (
+                [
+                    TensorBoardLogger(run.logs, schedule.log_every, panel, distributed=True),
+                    saver(),
+                ]
+                if chief
+                else []
+            )
+            fit_distributed(
+                trainer,
+                strategy,
+                role,
+                replica_datasets(strategy, patches),
+                val_data,
+                chief_callbacks,
+                checkpoint,
+                start=start,
+                maxiter=schedule.maxiter,
+                val_every=schedule.val_every,
+                log_every=schedule.log_every,
+                checkpoint_dir=run.checkpoints,
+                verbose=verbose,
+            )
+    return run.metrics() if chief else {}

@@ -19,6 +19,12 @@ from tomogan_tf.data.sources import ImageStack
 from tomogan_tf.data.stacks import check_min_size
 from tomogan_tf.errors import InputError
 from tomogan_tf.training.config import TrainConfig
+from tomogan_tf.training.distribute import (
+    Role,
+    check_strategy,
+    cluster_role,
+    scratch_directory,
+)
 from tomogan_tf.training.run_dir import RunDir
 
 if TYPE_CHECKING:
@@ -104,16 +110,27 @@ def train(config: TrainConfig, verbose: int = 1) -> dict[str, float]:
 
     ``verbose`` is passed to `fit`: 1 shows a progress bar, 2 a line per validation.
     A second training on the same run directory is refused while this one holds it.
+    In a multi-worker job (``TF_CONFIG``) the chief holds the run; the other workers
+    train with it, write nothing into it and return no metrics.
     """
     config.validate()
     run = RunDir(config.run.logdir)
+    role = cluster_role() if config.run.strategy in ("auto", "multiworker") else Role()
+    check_strategy(config.run.strategy, role)
+    if not role.is_chief:
+        # Another worker of a multi-worker job: it reads the run the chief writes, and
+        # keeps what it derives from the data (a scan's reconstruction) to itself.
+        with scratch_directory() as scratch:
+            return _train_checked(config, run, verbose, role, scratch)
     with run.lock():
-        return _train_locked(config, run, verbose)
+        return _train_checked(config, run, verbose, role, run.path)
 
 
-def _train_locked(config: TrainConfig, run: RunDir, verbose: int) -> dict[str, float]:
+def _train_checked(
+    config: TrainConfig, run: RunDir, verbose: int, role: Role, workdir: str
+) -> dict[str, float]:
     config = _resume_config(config, run)
-    stacks = check_training_data(config, run.path)
+    stacks = check_training_data(config, workdir)
     from tomogan_tf.training.fitting import fit  # TensorFlow loads here, inputs checked
 
-    return fit(config, run, stacks, verbose)
+    return fit(config, run, stacks, verbose, role)

@@ -214,11 +214,12 @@ class RunDir:
 
         return tf.train.CheckpointManager(checkpoint, self.checkpoints, max_to_keep=max_keep)
 
-    def restore_newest(self, checkpoint) -> str | None:
+    def restore_newest(self, checkpoint, repair: bool = True) -> str | None:
         """Restore ``checkpoint`` from the newest checkpoint that loads; return its prefix.
 
         A checkpoint that cannot be read whole (truncated or corrupt files) is skipped
-        with a warning naming it and the reason, and renamed aside (``skipped-ckpt-N``),
+        with a warning naming it and the reason, and (if ``repair``: the process that
+        writes the run) renamed aside (``skipped-ckpt-N``),
         so that it is neither tried again nor counted as one of the checkpoints kept.
         Every tensor is read before anything is restored, so a bad checkpoint changes
         no variable. Raises
@@ -238,9 +239,10 @@ class RunDir:
                 reason = _one_line(err)
                 logging.warning("skipped checkpoint %s: it does not load (%s)", prefix, reason)
                 skipped.append((prefix, reason))
-                self._set_aside(prefix)
+                if repair:
+                    self._set_aside(prefix)
                 continue
-            if skipped:
+            if skipped and repair:
                 self._write_checkpoint_state()
             return prefix
         if skipped:

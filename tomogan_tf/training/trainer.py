@@ -104,8 +104,15 @@ class GANTrainer(keras.Model):
         self.d_warmup = schedule.d_warmup
         self.gp_weight, self.wgan_clip = losses.gp_weight, losses.wgan_clip
         self.input_multiple = input_multiple
-        # Completed iterations, checkpointed so a resumed run continues the count.
-        self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
+        # Completed iterations, checkpointed so a resumed run continues the count; under
+        # a distribution strategy every replica adds 1 and the first one's add counts.
+        self.iteration = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="iteration",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
         names = ["g_loss", *self.reconstruction]
         if self.lsmooth > 0:
             names.append("smooth")
@@ -148,7 +155,14 @@ class GANTrainer(keras.Model):
         ``step`` picks the Noise2Self mask (its grid phase, or its random draw).
         """
         if self.mode == "n2s":
-            noisy, mask = apply_mask(noisy, self.mask, step, self.seed, self.mask_fill)
+            # Replicas draw their own random spots; a grid phase is the same on all.
+            replicas, replica = _replica()
+            draw = (
+                step
+                if self.mask == "grid" or replicas == 1
+                else tf.cast(step, tf.int64) * replicas + tf.cast(replica, tf.int64)
+            )
+            noisy, mask = apply_mask(noisy, self.mask, draw, self.seed, self.mask_fill)
         outputs = as_outputs(self.generator(noisy, training=True))
         denoised = outputs[0]
         if self.mode == "n2s":
@@ -186,7 +200,9 @@ class GANTrainer(keras.Model):
     def _generator_step(self, noisy, clean, adversarial, step):
         with tf.GradientTape() as tape:
             loss, terms = self.generator_losses(noisy, clean, adversarial, step)
-            scaled = self.g_optimizer.scale_loss(loss)  # float16: loss scaling
+            # float16: loss scaling; replicas: their gradients are summed, and each
+            # loss is a mean over its share of the batch.
+            scaled = self.g_optimizer.scale_loss(loss / _replica()[0])
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(
             zip(tape.gradient(scaled, variables), variables, strict=True)
@@ -199,7 +215,7 @@ class GANTrainer(keras.Model):
     def _discriminator_step(self, noisy, clean):
         with tf.GradientTape() as tape:
             loss, terms = self.discriminator_losses(noisy, clean)
-            scaled = self.d_optimizer.scale_loss(loss)
+            scaled = self.d_optimizer.scale_loss(loss / _replica()[0])
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(
             zip(tape.gradient(scaled, variables), variables, strict=True)
@@ -277,18 +293,23 @@ class GANTrainer(keras.Model):
         return self(padded, training=False)[:, :height, :width, :]
 
     def test_step(self, data):
+        for name, values in self.validation_figures(data).items():
+            self.val_trackers[name].update_state(values)
+        return {name: t.result() for name, t in self.val_trackers.items()}
+
+    def validation_figures(self, data):
+        """Per-image validation figures of one batch, named as `val_trackers`."""
         if self.mode == "n2s":
-            return self._masked_test_step(*data)
+            return {"psnr": self._hidden_pixel_psnr(*data)}
         noisy, clean = data
         denoised = self.denoise(noisy)
         centre = noisy.shape[-1] // 2
+        figures = {}
         for prefix, images in (("", denoised), ("_noisy", noisy[..., centre : centre + 1])):
-            psnr, ssim = image_metrics(clean, images)
-            self.val_trackers["psnr" + prefix].update_state(psnr)
-            self.val_trackers["ssim" + prefix].update_state(ssim)
-        return {name: t.result() for name, t in self.val_trackers.items()}
+            figures["psnr" + prefix], figures["ssim" + prefix] = image_metrics(clean, images)
+        return figures
 
-    def _masked_test_step(self, noisy, target, index):
+    def _hidden_pixel_psnr(self, noisy, target, index):
         """Noise2Self validation: PSNR of the prediction at hidden pixels vs the noisy image.
 
         The ``index``-th validation image hides a fixed mask: a grid phase (stepping by
@@ -306,5 +327,12 @@ class GANTrainer(keras.Model):
         error = tf.square(self.denoise(masked) - tf.cast(target, tf.float32)) * mask
         axes = list(range(1, dims + 2))
         mse = tf.reduce_sum(error, axes) / tf.maximum(tf.reduce_sum(mask, axes), 1.0)
-        self.val_trackers["psnr"].update_state(-10.0 * tf.math.log(mse) / tf.math.log(10.0))
-        return {name: t.result() for name, t in self.val_trackers.items()}
+        return -10.0 * tf.math.log(mse) / tf.math.log(10.0)
+
+
+def _replica():
+    """``(replicas in sync, this replica's id)``: ``(1, 0)`` without a strategy."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context: not inside a step
+        return 1, 0
+    return context.num_replicas_in_sync, context.replica_id_in_sync_group

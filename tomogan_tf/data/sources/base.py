@@ -206,6 +206,27 @@ class StackView(ImageStack):
             held.__exit__(*exc)
 
 
+class ShardView(StackView):
+    """Slices ``[start, stop)`` of ``parent`` that keep the parent's neighbours.
+
+    A model of ``--depth`` > 1 reads a slice's neighbours; at a shard's ends they lie
+    in the next shards, and are read from there (and reflected only at the parent's
+    own ends), so the slices of a shard denoised alone are those of the whole stack
+    (``tomogan_tf.denoise --shard``).
+    """
+
+    def neighbours(self, index: int, depth: int) -> list[int]:
+        return [j - self.start for j in self.parent.neighbours(self.start + index, depth)]
+
+    def read(
+        self, indices: Sequence[int], region: Any = WHOLE, *, where: str | None = None
+    ) -> np.ndarray:
+        return self.parent.read([self.start + int(i) for i in indices], region, where=where)
+
+    def subset(self, start: int, stop: int) -> ImageStack:
+        return ShardView(self.parent, self.start + start, self.start + stop)
+
+
 def check_finite(data: np.ndarray, stack: ImageStack, where: str | Sequence[int]) -> None:
     """Raise `InputError` naming ``stack`` if ``data`` read from it holds NaN or Inf.
 
