@@ -109,7 +109,12 @@ def _define_flags() -> None:
         "hold test_gt, for evaluation only.",
     )
     flags.DEFINE_integer("n_train", 64, "Number of training slices.")
-    flags.DEFINE_integer("n_test", 16, "Number of test slices (independent volumes).")
+    flags.DEFINE_integer(
+        "n_test",
+        16,
+        "Number of test slices, cut from phantom volumes of their own (independent of the"
+        " training volumes; --slices_per_volume adjacent slices from each).",
+    )
     flags.DEFINE_integer("size", 256, "Image height = width in pixels (even, >= 16).")
     flags.DEFINE_integer(
         "views",

@@ -268,3 +268,16 @@ def test_dxchange_training_holds_out_the_last_projections(tmp_path):
         layout.open_input(path, None, {"minus_log": False, "flat_field": True})
     source = layout.open_input(path, None, {"minus_log": False, "flat_field": False})
     assert source.flat_field is False
+
+
+@pytest.mark.parametrize("slices", [3, 4])
+def test_a_few_grey_slices_saved_as_colour_get_the_fix_in_the_message(tmp_path, slices):
+    import tifffile
+
+    path = str(tmp_path / "few.tif")
+    tifffile.imwrite(path, np.zeros((slices, 16, 16), np.float32))  # tifffile: RGB(A) planes
+    with pytest.raises(InputError, match="photometric='minisblack'") as err:
+        open_stack(path)
+    assert str(err.value).startswith(f"{path}: has axes S")
+    tifffile.imwrite(path, np.zeros((slices, 16, 16), np.float32), photometric="minisblack")
+    assert open_stack(path).shape == (slices, 16, 16)

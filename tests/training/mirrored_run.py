@@ -3,7 +3,8 @@
 Run as a script by ``test_distribute.py`` (logical devices must be set before
 TensorFlow starts, so not in a test worker): ``python mirrored_run.py H5 OUT``. Writes
 OUT/one and OUT/two, and OUT/figures.json: the logged training losses of each run by
-iteration, and the largest difference between their generators' weights.
+iteration, and the largest difference between their generators' weights; and OUT/gan,
+a mirrored run with a critic and warm-ups, whose logged losses it records too.
 """
 
 from __future__ import annotations
@@ -46,12 +47,23 @@ def main(h5: str, out: str) -> None:
         weights = keras.models.load_model(os.path.join(logdir, "generator_last.keras"))
         runs[name] = (logged_losses(logdir), weights.get_weights(), metrics)
     (one, w_one, m_one), (two, w_two, m_two) = runs["one"], runs["two"]
+    # A GAN with a critic and warm-ups (generator alone, then critic alone, then both):
+    # each phase's step compiled apart, its replica syncs outside any tf.cond.
+    gan = os.path.join(out, "gan")
+    train(
+        TrainConfig.from_settings(
+            h5=h5, logdir=gan, strategy="mirrored", psz=16, mbsz=4, maxiter=3, val_every=3,
+            log_every=1, val_slices=2, g_warmup=1, d_warmup=1, vgg_weights="none",
+        ),
+        verbose=0,
+    )  # fmt: skip
     figures = {
         "losses": {"one": one, "two": two},
         "max_weight_difference": max(
             float(np.max(np.abs(a - b))) for a, b in zip(w_one, w_two, strict=True)
         ),
         "val_psnr": {"one": m_one["psnr"], "two": m_two["psnr"]},
+        "gan_losses": logged_losses(gan),
         "replicas": tf.distribute.MirroredStrategy(
             devices=[d.name for d in tf.config.list_logical_devices("CPU")]
         ).num_replicas_in_sync,

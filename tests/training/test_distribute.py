@@ -131,6 +131,11 @@ def test_mirrored_run_matches_one_device(tmp_path):
     assert one["1"] != pytest.approx(one["2"], rel=1e-3)  # the steps did train
     assert figures["max_weight_difference"] < 1e-6
     assert figures["val_psnr"]["two"] == pytest.approx(figures["val_psnr"]["one"], abs=1e-3)
+    # The critic's warm-up phases ran mirrored, and each point logs only what ran since
+    # the last: the generator alone, then the critic alone, then both.
+    gan = {tag[6:]: steps for tag, steps in figures["gan_losses"].items()}
+    assert set(gan["g_loss"]) == {"1", "3"} and set(gan["d_loss"]) == {"2", "3"}
+    assert set(gan["adv"]) == {"3"}
 
 
 # -------------------------------------------------------------------- multi-worker

@@ -146,23 +146,34 @@ def check_strategy(name: str, role: Role) -> None:
         )
 
 
-def make_strategy(kind: str, timeout: float | None = None) -> tf.distribute.Strategy | None:
+def make_strategy(kind: str) -> tf.distribute.Strategy | None:
     """The `tf.distribute.Strategy` of a resolved ``kind`` (None for ``none``).
 
     Must run before TensorFlow executes anything: a multiworker strategy configures
-    the runtime's collective operations. ``timeout``: seconds a collective operation
-    may wait for the other workers (None: as long as it takes).
+    the runtime's collective operations. Collective operations wait for the other
+    workers as long as it takes; TensorFlow's health check ends them when one dies.
+
+    One strategy of each kind per process, made once and reused (a second training or
+    denoiser in a notebook gets the same one): a new strategy would number its
+    collective operations from the start again, and TensorFlow refuses a number it has
+    seen with another shape.
     """
     import tensorflow as tf
 
     if kind == "none":
         return None
-    if kind == "multiworker":
-        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    gpus = tf.config.list_logical_devices("GPU")
-    devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices=devices)
+    if kind not in _STRATEGIES:
+        if kind == "multiworker":
+            made = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+            made = tf.distribute.MirroredStrategy(devices=devices)
+        _STRATEGIES[kind] = made
+    return _STRATEGIES[kind]
+
+
+_STRATEGIES: dict[str, Any] = {}  # kind -> the process's strategy (`make_strategy`)
 
 
 def replica_datasets(
@@ -235,18 +246,30 @@ def fit_distributed(
     import keras
     import tensorflow as tf
 
-    def replica_step(data):
-        logs = trainer.train_step(data)
-        counts = {name: tf.identity(t.count.value) for name, t in trainer.trackers.items()}
-        return logs, counts
+    steps: dict[tuple[bool, ...], Callable] = {}
 
-    @tf.function
-    def step(iterator):
-        # Each replica's trackers average its own share; the figures are their means,
-        # and a term no replica has computed yet (the critic's in its warm-up) is left out.
-        logs, counts = strategy.run(replica_step, args=(next(iterator),))
-        mean = {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
-        return mean, {k: strategy.reduce("SUM", v, axis=None) for k, v in counts.items()}
+    def step_for(phase: tuple[bool, ...]) -> Callable:
+        """The compiled step of one schedule phase (train the generator, with the
+        adversarial term, train the critic): a few fixed graphs, chosen in Python,
+        because a replica sync may not sit inside a `tf.cond`."""
+        if phase not in steps:
+
+            def replica_step(data):
+                logs = trainer.train_step(data, phase=phase)
+                counts = {k: tf.identity(t.count.value) for k, t in trainer.trackers.items()}
+                return logs, counts
+
+            @tf.function
+            def step(iterator):
+                # Each replica's trackers average its own share; the figures are their
+                # means, and a term no replica has run yet (the critic's in its warm-up)
+                # is left out.
+                logs, counts = strategy.run(replica_step, args=(next(iterator),))
+                mean = {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+                return mean, {k: strategy.reduce("SUM", v, axis=None) for k, v in counts.items()}
+
+            steps[phase] = step
+        return steps[phase]
 
     zero = zeroing(strategy, trainer.trackers)
     chief = role.is_chief
@@ -262,8 +285,9 @@ def fit_distributed(
         if chief and verbose == 1 and progress is None:
             print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             progress = keras.utils.Progbar(min(val_every, maxiter - epoch * val_every))
+        phase = tuple(bool(p) for p in trainer.phase(tf.constant(iteration, tf.int64)))
         try:
-            means, counts = step(iterator)
+            means, counts = step_for(phase)(iterator)
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
             raise worker_lost(err, iteration, checkpoint_dir) from None
         logs = {k: float(v) for k, v in means.items() if float(counts[k]) > 0}

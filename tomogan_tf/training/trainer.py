@@ -267,11 +267,17 @@ class GANTrainer(keras.Model):
             traced = self._traced_steps[step.__name__] = tf.function(step, autograph=False)
         return traced
 
-    def train_step(self, data):
+    def train_step(self, data, phase=None):
+        """One iteration. ``phase``: `phase` of this iteration as Python bools, given by
+        the distributed loop (`tomogan_tf.training.distribute`), where a step that syncs
+        replicas must not sit inside a `tf.cond` or a nested `tf.function`."""
         noisy, clean = data  # (itg + itd, batch, ...spatial, depth) and (..., 1)
-        train_g, adversarial, train_d = self.phase(self.iteration)
-        g_step = self._traced_once(self._generator_step, self.itg)
-        d_step = self._traced_once(self._discriminator_step, self.itd)
+        train_g, adversarial, train_d = self.phase(self.iteration) if phase is None else phase
+        if tf.distribute.has_strategy():
+            g_step, d_step = self._generator_step, self._discriminator_step
+        else:
+            g_step = self._traced_once(self._generator_step, self.itg)
+            d_step = self._traced_once(self._discriminator_step, self.itd)
         for k in range(self.itg):
             step = self.iteration * self.itg + k
             self._maybe(train_g, g_step, noisy[k], clean[k], adversarial, step)

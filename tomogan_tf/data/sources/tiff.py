@@ -73,7 +73,14 @@ def _series_shape(path: str, tif) -> tuple[tuple[int, ...], np.dtype]:
         raise InputError(path, f"holds {len(series)} image series; expected one image or one stack")
     axes = series[0].axes
     if not axes.endswith("YX") or "S" in axes or "C" in axes:
-        raise InputError(path, f"has axes {axes}; expected grey images (YX), one per page")
+        hint = ""
+        if "S" in axes and series[0].shape[axes.index("S")] in (3, 4):
+            # tifffile stores an (N, H, W) array with N of 3 or 4 as RGB(A) by default
+            hint = (
+                " (colour samples: if these are 3 or 4 grey slices, write them with"
+                " tifffile.imwrite(..., photometric='minisblack'))"
+            )
+        raise InputError(path, f"has axes {axes}; expected grey images (YX), one per page{hint}")
     shape = tuple(series[0].shape)
     if len(shape) > 3:  # e.g. ImageJ TZYX: every page is one slice
         shape = (int(np.prod(shape[:-2])), *shape[-2:])
