@@ -190,19 +190,16 @@ def replica_datasets(
     return strategy.distribute_datasets_from_function(per_worker)
 
 
-def validate(trainer: GANTrainer, val_data: tf.data.Dataset) -> dict[str, float]:
-    """The validation figures of ``trainer`` on ``val_data`` as ``val_*`` logs, computed
-    by this process alone, outside the replicas (on its copy of the weights).
+def validate(figures: Callable, val_data: tf.data.Dataset) -> dict[str, float]:
+    """The validation figures (``figures``: `GANTrainer.validation_figures`, compiled)
+    over ``val_data`` as ``val_*`` logs, computed by this process alone, outside the
+    replicas (on its copy of the weights).
 
     Keras metrics are not used: under a strategy their variables sum over the replicas
     (of every worker) when read, which the chief cannot do on its own.
     """
     import numpy as np
-    import tensorflow as tf
 
-    figures = getattr(trainer, "_local_validation", None)
-    if figures is None:
-        figures = trainer._local_validation = tf.function(trainer.validation_figures)
     values: dict[str, list] = {}
     for batch in val_data:
         for name, value in figures(batch).items():
@@ -272,6 +269,7 @@ def fit_distributed(
         return steps[phase]
 
     zero = zeroing(strategy, trainer.trackers)
+    figures = tf.function(trainer.validation_figures)
     chief = role.is_chief
     callbacks = list(callbacks) if chief else []
     for callback in callbacks:
@@ -301,12 +299,12 @@ def fit_distributed(
         if iteration % val_every and iteration < maxiter:
             continue
         if chief:
-            logs.update(validate(trainer, val_data))
+            logs.update(validate(figures, val_data))
             for callback in callbacks:  # RunCheckpoint saves the checkpoint
                 callback.on_epoch_end(epoch, logs)
             if verbose == 2:
-                figures = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
-                print(f"iteration {iteration}/{maxiter} - {figures}", flush=True)
+                line = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
+                print(f"iteration {iteration}/{maxiter} - {line}", flush=True)
         else:
             with scratch_directory() as scratch:
                 checkpoint.write(os.path.join(scratch, "ckpt"))
