@@ -23,11 +23,13 @@ decay from 3e-4, or from 1e-4 when starting from trained weights), through
 - n2i: ``--mode n2i`` on the training rows' sub-reconstructions, applied by the method's
   rule (``--inference n2i``: the mean of the K outputs on the K held-out means) and
   directly to the full FBP;
-- n2s: ``--mode n2s`` on the full FBP, applied directly;
+- n2s: ``--mode n2s`` on the full FBP, applied by its rule (``--inference jinv``: each
+  pixel predicted with itself hidden, as in training) and directly;
 - n2s on projections: ``--mode n2s --layout dxchange`` on the raw scan cropped to the
   training and validation rows (its last angles validate), 32 x 32 patches in batches of
   32 (the cropped projections are 32 rows high; the same pixels per step as 8 x 64 x 64);
-  the test rows' projections are denoised by ``tomogan_tf.denoise`` and reconstructed by
+  the test rows' projections are denoised by ``tomogan_tf.denoise`` (by the rule,
+  ``--inference jinv``, and directly) and reconstructed by
   ``tomogan_tf.reconstruct``, and their inference time is those two commands' wall time,
   start-up included;
 - the shipped model as it is, and adapted by ``--init_from shipped`` with n2i, n2s on the
@@ -168,15 +170,19 @@ def scored(name: str, denoised: np.ndarray, clean: np.ndarray, seconds: float) -
                 s_per_slice=seconds / len(clean))  # fmt: skip
 
 
-def apply_projections(model: Path, scan_test: Path, out: Path) -> tuple[np.ndarray, float]:
-    """Denoise the test rows' projections and reconstruct them, as a user would."""
-    denoised, recon = out / f"{model.name}_test_denoised.h5", out / f"{model.name}_test_recon.h5"
+def apply_projections(
+    model: Path, scan_test: Path, out: Path, inference: str
+) -> tuple[np.ndarray, float]:
+    """Denoise the test rows' projections (``--inference``) and reconstruct them, as a
+    user would."""
+    name = f"{model.name}_{inference}"
+    denoised, recon = out / f"{name}_test_denoised.h5", out / f"{name}_test_recon.h5"
     seconds = run([sys.executable, "-m", "tomogan_tf.denoise", "--model", str(model),
-                   "--input", str(scan_test), "--output", str(denoised)],
-                  out / f"{model.name}_denoise.log")  # fmt: skip
+                   "--input", str(scan_test), "--output", str(denoised), "--overwrite",
+                   "--inference", inference], out / f"{name}_denoise.log")  # fmt: skip
     seconds += run([sys.executable, "-m", "tomogan_tf.reconstruct", "--input", str(denoised),
                     "--output", str(recon), "--overwrite"],
-                   out / f"{model.name}_reconstruct.log")  # fmt: skip
+                   out / f"{name}_reconstruct.log")  # fmt: skip
     with h5py.File(recon, "r") as f:
         return f["recon"][...], seconds
 
@@ -235,13 +241,25 @@ def one_dose(
         ("supervised (clean targets of this scan)", "supervised", "direct"),
         ("n2i, K = 4, its rule (mean over the 4 held-out inputs)", "n2i", "n2i"),
         ("n2i, K = 4, applied to the full FBP", "n2i", "direct"),
-        ("n2s on the FBP slices", "n2s", "direct"),
-        ("n2s on the projections, then FBP", "n2s_proj", "projections"),
+        ("n2s on the FBP slices, its rule (J-invariant)", "n2s", "jinv"),
+        ("n2s on the FBP slices, direct", "n2s", "direct"),
+        ("n2s on the projections (its rule), then FBP", "n2s_proj", "projections:jinv"),
+        ("n2s on the projections (direct), then FBP", "n2s_proj", "projections:direct"),
         ("shipped model alone", None, "direct"),
         ("shipped + n2i adaptation, its rule", "shipped+n2i", "n2i"),
         ("shipped + n2i adaptation, full FBP", "shipped+n2i", "direct"),
-        ("shipped + n2s adaptation", "shipped+n2s", "direct"),
-        ("shipped + n2s on the projections, then FBP", "shipped+n2s_proj", "projections"),
+        ("shipped + n2s adaptation, its rule", "shipped+n2s", "jinv"),
+        ("shipped + n2s adaptation, direct", "shipped+n2s", "direct"),
+        (
+            "shipped + n2s on the projections (its rule), then FBP",
+            "shipped+n2s_proj",
+            "projections:jinv",
+        ),
+        (
+            "shipped + n2s on the projections (direct), then FBP",
+            "shipped+n2s_proj",
+            "projections:direct",
+        ),
         (f"n2i from scratch, {short} iterations, its rule", "n2i_short", "n2i"),
         (f"shipped + n2i, {short} iterations, its rule", "shipped+n2i_short", "n2i"),
     ]
@@ -249,8 +267,9 @@ def one_dose(
         if name is not None and name not in runs:
             continue
         model = None if name is None else out / f"{tag}_{name}"
-        if inference == "projections":
-            denoised, seconds = apply_projections(model, files["scan_test"], out)
+        if inference.startswith("projections:"):
+            rule = inference.split(":")[1]
+            denoised, seconds = apply_projections(model, files["scan_test"], out, rule)
         else:
             denoised, seconds = apply(model and str(model), test, inference)
         row = scored(label, denoised, clean, seconds)
