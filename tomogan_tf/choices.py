@@ -28,3 +28,6 @@ INFERENCE = ("direct", "jinv", "n2i")
 
 # Distribution strategies of training (`tomogan_tf.training.distribute`).
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+# ... and those of denoising on one machine (`tomogan_tf.inference.loaders`); across
+# machines, denoising is sharded (`tomogan_tf.data.shards`).
+INFERENCE_STRATEGIES = ("auto", "none", "mirrored")

@@ -47,7 +47,7 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """This tool's flags; defined only when it runs (see `tomogan_tf.cli`)."""
-    from tomogan_tf.choices import INFERENCE
+    from tomogan_tf.choices import INFERENCE, INFERENCE_STRATEGIES
     from tomogan_tf.data.layouts import LAYOUTS
     from tomogan_tf.data.sinks import OUTPUT_DTYPES
 
@@ -118,7 +118,7 @@ def define_flags() -> None:
     flags.DEFINE_enum(
         "strategy",
         "auto",
-        ["auto", "none", "mirrored"],
+        list(INFERENCE_STRATEGIES),
         "mirrored: split every batch of slices over this machine's GPUs (one model copy"
         " each); auto: mirrored when there is more than one GPU; none: one device. Across"
         " nodes, use --shard.",
@@ -222,9 +222,8 @@ def main(argv: list[str]) -> None:
             inference=FLAGS.inference,
             strict=FLAGS.strict,
             precision=FLAGS.precision,
-            strategy="none" if found.kind == "savedmodel" and FLAGS.strategy == "auto"
-            else FLAGS.strategy,
-        )  # fmt: skip
+            strategy=FLAGS.strategy,
+        )
         if shard and denoiser.dims == 3:
             raise InputError(
                 found.path,

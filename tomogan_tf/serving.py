@@ -192,13 +192,12 @@ def write_warmup_requests(
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     fixed = isinstance(normalization, Normalizer)
+    window = (normalization.low, normalization.high) if fixed else (0.0, 1000.0)
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
         for k, (shape, signature) in enumerate(WARMUP_3D if dims == 3 else WARMUP_2D):
-            channels = 1 if dims == 3 else depth
-            window = (normalization.low, normalization.high) if fixed else (0.0, 1000.0)
-            noisy = warmup_inputs(shape, channels, window, seed=k)
+            noisy = warmup_inputs(shape, depth, window, seed=k)
             request = predict_pb2.PredictRequest()
             request.model_spec.name = model_name
             request.model_spec.signature_name = signature

@@ -135,7 +135,6 @@ class Denoiser(Predictor):
             window=window,
         )
         self.batch_size = batch_size
-        self.replicas = 1  # devices a batch is split over (`load` with a strategy)
         self.generator = generator  # the Keras model, when loaded from one (for export)
         self.precision = Precision(FLOAT32, "as given")  # `load` records what it chose
 

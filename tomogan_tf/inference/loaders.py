@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tomogan_tf.choices import INFERENCE_STRATEGIES
 from tomogan_tf.data.normalization import Normalization, normalization_from_dict
 from tomogan_tf.errors import InputError
 from tomogan_tf.models.families import ModelFamily, get_family
@@ -212,8 +213,8 @@ def load_keras(path: str, precision: str = "float32", strategy: str = "none") ->
     from tomogan_tf.training.distribute import Role, make_strategy, resolve_strategy
 
     config, family = _keras_record(path)
-    if strategy not in ("none", "mirrored", "auto"):
-        raise InputError(None, f"--strategy must be none, mirrored or auto, not {strategy!r}")
+    if strategy not in INFERENCE_STRATEGIES:
+        raise InputError(None, f"--strategy must be one of {', '.join(INFERENCE_STRATEGIES)}")
     distributed = make_strategy(resolve_strategy(strategy, Role()))
     with distributed.scope() if distributed else contextlib.nullcontext():
         try:

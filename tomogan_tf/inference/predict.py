@@ -96,6 +96,7 @@ class Predictor:
         self.tile = max(multiple, tile // multiple * multiple)
         self._margin = margin
         self.strict = strict
+        self.replicas = 1  # devices a batch is split over (`Denoiser.load` with a strategy)
         # The normalisation the model was trained in: data range of its metrics.
         self.window = normalization if window is None else window
         self.passed_through = 0  # images the normalisation could not map

@@ -39,7 +39,7 @@ def slices_per_batch(predictor: Predictor, height: int, width: int, batch_size: 
     if batch_size:
         return batch_size
     pixels = min(height, predictor.tile) * min(width, predictor.tile)
-    return max(1, PIXELS_PER_BATCH // pixels) * getattr(predictor, "replicas", 1)
+    return max(1, PIXELS_PER_BATCH // pixels) * predictor.replicas
 
 
 def stream_slices(
